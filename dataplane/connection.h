@@ -1,0 +1,74 @@
+// A tracked connection: the base layer plus the layer-4 module's slice,
+// inline in one 128-byte entry of the worker's flow table.
+//
+// Cache line 0 holds everything a packet of an established connection reads
+// or writes (ID, last_seen, direction, counters, the L4 slice); line 1 holds
+// the identity (key, master, creation time), which only creation, expiry,
+// checkpointing and the CLI read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "dataplane/flow_key.h"
+#include "modules/module.h"
+
+namespace holdfast {
+
+// Connection IDs are epoch << 40 | counter (docs/checkpoint.md): the epoch
+// changes at every dataplane start, so an ID is never reused.
+inline constexpr int kConnCounterBits = 40;
+inline constexpr uint64_t kConnCounterMask = (uint64_t{1} << kConnCounterBits) - 1;
+inline constexpr uint64_t make_conn_id(uint32_t epoch, uint64_t counter) {
+  return (uint64_t{epoch} << kConnCounterBits) | (counter & kConnCounterMask);
+}
+
+struct alignas(64) Connection {
+  // --- line 0: per packet ---
+  uint64_t id;            // 0: the entry is free
+  uint32_t last_seen_ms;  // clock of the last packet, milliseconds mod 2^32
+  ModuleId l4;
+  uint8_t flags;  // Connection::k*
+  uint16_t reserved0;
+  uint32_t packets[2];  // per Dir
+  alignas(8) std::byte l4_slice[kL4SliceSize];
+  // --- line 1: identity ---
+  FlowKey key;
+  uint64_t master_id;  // related connections: the connection they belong to
+  uint32_t created_s;  // clock at creation, seconds
+  uint32_t reserved1;
+  uint64_t reserved2;
+
+  static constexpr uint8_t kOriginIsLo = 0x01;    // the opener is key.lo
+  static constexpr uint8_t kOriginInside = 0x02;  // opened from the inside port
+
+  bool in_use() const { return id != 0; }
+  Dir dir_of(bool src_is_lo) const {
+    return src_is_lo == ((flags & kOriginIsLo) != 0) ? Dir::original : Dir::reply;
+  }
+
+  template <typename Slice>
+  Slice& slice() {
+    static_assert(sizeof(Slice) <= kL4SliceSize && std::is_trivially_copyable_v<Slice>);
+    return *std::launder(reinterpret_cast<Slice*>(l4_slice));
+  }
+  template <typename Slice>
+  const Slice& slice() const {
+    static_assert(sizeof(Slice) <= kL4SliceSize && std::is_trivially_copyable_v<Slice>);
+    return *std::launder(reinterpret_cast<const Slice*>(l4_slice));
+  }
+};
+static_assert(sizeof(Connection) == 128, "flow table entry: two cache lines");
+static_assert(offsetof(Connection, key) == 64, "identity starts on the second cache line");
+static_assert(std::is_trivially_copyable_v<Connection>);
+
+// Wrap-safe idle check on the 32-bit millisecond clock. A clock that went
+// backwards (out-of-order capture timestamps) counts as not idle.
+inline bool idle_longer_than(uint32_t now_ms, uint32_t last_seen_ms, uint32_t timeout_ms) {
+  const int32_t idle = static_cast<int32_t>(now_ms - last_seen_ms);
+  return idle > 0 && static_cast<uint32_t>(idle) > timeout_ms;
+}
+
+}  // namespace holdfast

@@ -1,0 +1,44 @@
+#include "dataplane/eal.h"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include <string>
+#include <vector>
+
+namespace holdfast {
+
+bool init_eal_without_devices(const char* program, size_t memory_mb, std::string* error) {
+  static bool initialised = false;
+  if (initialised) return true;
+  std::vector<std::string> args = {program,
+                                   "--no-huge",
+                                   "--no-pci",
+                                   "--no-shconf",
+                                   "--no-telemetry",
+                                   "-l",
+                                   "0",
+                                   "-m",
+                                   std::to_string(memory_mb),
+                                   "--log-level",
+                                   "*:error"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
+    *error = std::string("cannot initialise DPDK: ") + rte_strerror(rte_errno);
+    return false;
+  }
+  initialised = true;
+  return true;
+}
+
+size_t pipeline_memory_mb(size_t connections, size_t fragments) {
+  // Per connection: the 128-byte entry, the 40-byte key with rte_hash's
+  // key-store overhead, bucket and extendable-bucket space; per fragment
+  // record likewise. Doubled for allocator alignment and fragmentation.
+  const size_t bytes = connections * (128 + 64 + 32) + fragments * (64 + 64 + 32);
+  return 2 * (bytes >> 20) + 64;
+}
+
+}  // namespace holdfast

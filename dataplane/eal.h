@@ -1,0 +1,19 @@
+// DPDK environment for programs that use DPDK libraries (rte_hash, rte_acl,
+// rte_malloc) but drive no NIC: holdfast-replay, tests and benchmarks. They
+// run with --no-huge --in-memory, so they need no hugepages, no root and
+// leave nothing behind in /dev/hugepages or /var/run/dpdk.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace holdfast {
+
+// Initialises the EAL once per process with `memory_mb` of ordinary memory.
+// Returns false and sets *error on failure. Later calls return true.
+bool init_eal_without_devices(const char* program, size_t memory_mb, std::string* error);
+
+// DPDK memory a pipeline with these table sizes needs, in MiB, with margin.
+size_t pipeline_memory_mb(size_t connections, size_t fragments);
+
+}  // namespace holdfast

@@ -1,0 +1,302 @@
+#include "dataplane/pipeline.h"
+
+#include "modules/l4_dispatch.h"
+
+namespace holdfast {
+namespace {
+
+constexpr size_t slot(ModuleId id) {
+  return static_cast<size_t>(id);
+}
+
+}  // namespace
+
+uint64_t PipelineCounters::packets() const {
+  uint64_t n = 0;
+  for (uint64_t v : reasons) n += v;
+  return n;
+}
+
+uint64_t PipelineCounters::passed() const {
+  uint64_t n = 0;
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    if (kReasonPasses[i]) n += reasons[i];
+  }
+  return n;
+}
+
+std::unique_ptr<Pipeline> Pipeline::create(const PipelineSettings& settings, const Policy* policy,
+                                           ConnIdSource* ids, int socket, std::string* error) {
+  std::unique_ptr<Pipeline> p(new Pipeline());
+  p->settings_ = settings;
+  p->ids_ = ids;
+  p->flows_ = FlowTable::create("flows", settings.connections, socket, error);
+  if (!p->flows_) return nullptr;
+  p->fragments_ = FragmentTable::create("frags", settings.fragments, socket, error);
+  if (!p->fragments_) return nullptr;
+  p->set_policy(policy);
+  return p;
+}
+
+void Pipeline::set_policy(const Policy* policy) {
+  policy_ = policy;
+  rule_hits_.assign(policy->rules().size() + 1, 0);
+}
+
+void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
+                       Verdict* verdicts) {
+  now_ms_ = static_cast<uint32_t>(now_ns / 1'000'000);
+  now_s_ = static_cast<uint32_t>(now_ns / 1'000'000'000);
+
+  // Stage 1: keys for every packet that needs a flow lookup.
+  FlowKey keys[kMaxBurst];
+  const FlowKey* key_ptrs[kMaxBurst];
+  bool src_is_lo[kMaxBurst];
+  int32_t positions[kMaxBurst];
+  int16_t lookup_of[kMaxBurst];  // packet index -> lookup slot, -1 if none
+  uint16_t m = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    const ParsedPacket& p = packets[i];
+    lookup_of[i] = -1;
+    if (p.kind != FrameKind::ip || !p.has_l4_header()) continue;
+    if (p.is_icmp() && p.icmp.kind != IcmpHeaderInfo::Kind::echo_request &&
+        p.icmp.kind != IcmpHeaderInfo::Kind::echo_reply) {
+      continue;
+    }
+    keys[m] = make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto, p.zone, &src_is_lo[m]);
+    key_ptrs[m] = &keys[m];
+    lookup_of[i] = static_cast<int16_t>(m);
+    ++m;
+  }
+
+  // Stage 2: one bulk lookup, then prefetch the entries that hit.
+  if (m != 0) {
+    flows_->lookup_bulk(key_ptrs, m, positions);
+    for (uint16_t j = 0; j < m; ++j) {
+      if (positions[j] >= 0) flows_->prefetch(static_cast<uint32_t>(positions[j]));
+    }
+  }
+
+  // Stage 3: decide in arrival order.
+  for (uint16_t i = 0; i < n; ++i) {
+    const ParsedPacket& p = packets[i];
+    Verdict v;
+    if (p.kind == FrameKind::malformed) {
+      v = {0, p.error};
+    } else if (p.kind != FrameKind::ip) {
+      v = decide_l2(p);
+    } else if (p.fragment && !p.first_fragment) {
+      v = decide_later_fragment(p);
+    } else if (lookup_of[i] < 0) {
+      if (p.icmp.kind == IcmpHeaderInfo::Kind::error) {
+        v = decide_icmp_error(p);
+      } else {
+        v = decide_untracked(p);
+      }
+    } else {
+      const uint16_t j = static_cast<uint16_t>(lookup_of[i]);
+      int32_t pos = positions[j];
+      // A miss may have been created by an earlier packet of this burst.
+      if (pos < 0) pos = flows_->lookup(keys[j]);
+      if (pos >= 0) {
+        v = track(p, static_cast<uint32_t>(pos), src_is_lo[j]);
+      } else {
+        v = open(p, keys[j], src_is_lo[j], positions + j + 1, static_cast<uint16_t>(m - j - 1));
+      }
+    }
+    if (p.kind == FrameKind::ip && p.first_fragment) record_first_fragment(p, v);
+    ++counters_.reasons[static_cast<size_t>(v.reason)];
+    verdicts[i] = v;
+  }
+}
+
+Verdict Pipeline::decide_l2(const ParsedPacket& p) {
+  if (p.kind == FrameKind::arp) return {0, settings_.l2.arp ? Reason::arp : Reason::arp_denied};
+  return {0, settings_.l2.non_ip ? Reason::non_ip : Reason::non_ip_denied};
+}
+
+Verdict Pipeline::decide_later_fragment(const ParsedPacket& p) {
+  FragKey key;
+  key.src = p.src;
+  key.dst = p.dst;
+  key.id = p.frag_id;
+  key.proto = p.ip_version == 4 ? p.proto : 0;
+  key.zone = p.zone;
+  const int32_t pos = fragments_->lookup(key);
+  if (pos < 0) return {0, Reason::frag_without_first};
+  const FragEntry& e = fragments_->at(static_cast<uint32_t>(pos));
+  if (idle_longer_than(now_ms_, e.created_ms, settings_.fragment_timeout_ms)) {
+    return {0, Reason::frag_without_first};
+  }
+  return {e.conn_id, reason_passes(e.reason) ? Reason::fragment : Reason::frag_of_dropped};
+}
+
+void Pipeline::record_first_fragment(const ParsedPacket& p, const Verdict& v) {
+  FragKey key;
+  key.src = p.src;
+  key.dst = p.dst;
+  key.id = p.frag_id;
+  key.proto = p.ip_version == 4 ? p.proto : 0;
+  key.zone = p.zone;
+  int32_t pos = fragments_->lookup(key);
+  if (pos < 0) pos = fragments_->insert(key);
+  if (pos < 0) {
+    // No room to remember the verdict: the later fragments would be dropped
+    // as orphans anyway. Counted; the first fragment's own verdict stands.
+    ++counters_.reasons[static_cast<size_t>(Reason::frag_table_full)];
+    return;
+  }
+  FragEntry& e = fragments_->at(static_cast<uint32_t>(pos));
+  e.used = true;
+  e.conn_id = v.conn_id;
+  e.created_ms = now_ms_;
+  e.reason = v.reason;
+}
+
+Verdict Pipeline::decide_icmp_error(const ParsedPacket& p) {
+  const IcmpInner& in = p.icmp.inner;
+  // An error travels back to the sender of the packet it quotes.
+  if (!(p.dst == in.src)) return {0, Reason::icmp_error_unrelated};
+  bool src_is_lo = false;
+  const FlowKey key =
+      make_flow_key(in.src, in.sport, in.dst, in.dport, in.proto, p.zone, &src_is_lo);
+  const int32_t pos = flows_->lookup(key);
+  if (pos < 0) return {0, Reason::icmp_error_unrelated};
+  const Connection& c = flows_->at(static_cast<uint32_t>(pos));
+  if (expired(c)) return {0, Reason::icmp_error_unrelated};
+  if (c.l4 == ModuleId::tcp &&
+      !TcpModule::quoted_segment_in_window(c.slice<TcpSlice>(), c.dir_of(src_is_lo), in.tcp_seq)) {
+    return {0, Reason::icmp_error_unrelated};
+  }
+  return {c.id, Reason::related};
+}
+
+Verdict Pipeline::decide_untracked(const ParsedPacket& p) {
+  if (p.icmp.kind == IcmpHeaderInfo::Kind::neighbor_discovery) {
+    if (!settings_.l2.ipv6_nd) return {0, Reason::ipv6_nd_denied};
+    // Neighbour discovery is link-local: a hop limit below 255 means it was
+    // routed, i.e. forged off-link (RFC 4861 6.1, 7.1).
+    if (p.hop_limit != 255) return {0, Reason::ipv6_nd_bad_hop_limit};
+    return {0, Reason::ipv6_nd};
+  }
+  const Reason r = admit(p);
+  return {0, r == Reason::new_connection ? Reason::untracked : r};
+}
+
+Reason Pipeline::admit(const ParsedPacket& p) {
+  const Policy::Match match = policy_->classify(p);
+  ++rule_hits_[static_cast<size_t>(match.rule + 1)];
+  if (match.action == Action::allow) return Reason::new_connection;
+  return match.rule < 0 ? Reason::default_deny : Reason::policy_deny;
+}
+
+bool Pipeline::expired(const Connection& c) const {
+  const uint32_t timeout = visit_l4(c.l4, [&]<typename M>(M) {
+    return M::timeout_ms(c.slice<typename M::Slice>(), settings_.tracker);
+  });
+  return idle_longer_than(now_ms_, c.last_seen_ms, timeout);
+}
+
+Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
+  Connection& c = flows_->at(index);
+  if (expired(c)) {
+    // As if the connection were gone: the packet must open a new one.
+    return open_in_place(p, index, src_is_lo);
+  }
+  const Dir dir = c.dir_of(src_is_lo);
+  const Outcome outcome = visit_l4(c.l4, [&]<typename M>(M) {
+    return M::track(c.slice<typename M::Slice>(), p, dir, settings_.tracker);
+  });
+  switch (outcome.action) {
+    case Outcome::Action::pass:
+      c.last_seen_ms = now_ms_;
+      ++c.packets[static_cast<size_t>(dir)];
+      return {c.id, Reason::established};
+    case Outcome::Action::drop:
+      return {c.id, outcome.reason};
+    case Outcome::Action::reopen:
+      ++counters_.reopened;
+      return open_in_place(p, index, src_is_lo);
+  }
+  return {c.id, Reason::tcp_invalid_state};
+}
+
+Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, bool src_is_lo,
+                       const int32_t* pending, uint16_t pending_count) {
+  const ModuleId module = l4_module_for(p.proto);
+  const Reason can =
+      visit_l4(module, [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
+  if (can != Reason::new_connection) return {0, can};
+  const Reason admitted = admit(p);
+  if (admitted != Reason::new_connection) return {0, admitted};
+
+  int32_t pos = flows_->insert(key);
+  if (pos < 0 && reclaim(64, pending, pending_count)) pos = flows_->insert(key);
+  if (pos < 0) return {0, Reason::conn_table_full};
+  Connection& c = flows_->at(static_cast<uint32_t>(pos));
+  init_connection(c, p, src_is_lo);
+  return {c.id, Reason::new_connection};
+}
+
+Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
+  Connection& c = flows_->at(index);
+  const ModuleId module = l4_module_for(p.proto);
+  const Reason can =
+      visit_l4(module, [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
+  if (can != Reason::new_connection) return {0, can};
+  const Reason admitted = admit(p);
+  if (admitted != Reason::new_connection) return {0, admitted};
+  if (expired(c)) ++counters_.expired[slot(c.l4)];
+  init_connection(c, p, src_is_lo);
+  return {c.id, Reason::new_connection};
+}
+
+void Pipeline::init_connection(Connection& c, const ParsedPacket& p, bool src_is_lo) {
+  const FlowKey key = c.key;
+  std::memset(static_cast<void*>(&c), 0, sizeof c);
+  c.key = key;
+  c.id = ids_->take();
+  c.l4 = l4_module_for(p.proto);
+  c.flags = static_cast<uint8_t>((src_is_lo ? Connection::kOriginIsLo : 0) |
+                                 (p.side == Side::inside ? Connection::kOriginInside : 0));
+  c.last_seen_ms = now_ms_;
+  c.created_s = now_s_;
+  c.packets[0] = 1;
+  visit_l4(c.l4,
+           [&]<typename M>(M) { M::open(c.slice<typename M::Slice>(), p, settings_.tracker); });
+  ++counters_.opened[slot(c.l4)];
+}
+
+bool Pipeline::reclaim(uint32_t budget, const int32_t* pending, uint16_t pending_count) {
+  bool freed = false;
+  flows_->sweep(budget, [&](uint32_t index, Connection& c) {
+    if (!expired(c)) return;
+    for (uint16_t k = 0; k < pending_count; ++k) {
+      if (pending[k] == static_cast<int32_t>(index)) return;  // a later packet holds it
+    }
+    expire(index);
+    freed = true;
+  });
+  return freed;
+}
+
+void Pipeline::expire(uint32_t index) {
+  ++counters_.expired[slot(flows_->at(index).l4)];
+  flows_->erase(index);
+}
+
+void Pipeline::clean(uint64_t now_ns, uint32_t budget) {
+  now_ms_ = static_cast<uint32_t>(now_ns / 1'000'000);
+  now_s_ = static_cast<uint32_t>(now_ns / 1'000'000'000);
+  flows_->sweep(budget, [&](uint32_t index, Connection& c) {
+    if (expired(c)) expire(index);
+  });
+  fragments_->sweep(budget, [&](uint32_t index, FragEntry& e) {
+    if (idle_longer_than(now_ms_, e.created_ms, settings_.fragment_timeout_ms)) {
+      ++counters_.fragments_expired;
+      fragments_->erase(index);
+    }
+  });
+}
+
+}  // namespace holdfast

@@ -1,0 +1,161 @@
+// One worker's packet pipeline: parsed packets in, verdicts out.
+//
+// Theory of operation (run to completion over a burst):
+//   1. sort the burst: layer-2 frames, malformed frames, later fragments and
+//      ICMP errors are decided on their own; every other IP packet gets a
+//      canonical flow key;
+//   2. look all keys up in one rte_hash bulk lookup and prefetch the hits;
+//   3. walk the burst in order. A hit runs the layer-4 module of the
+//      connection; a miss asks the module whether the packet may open a
+//      connection, then policy, then inserts. ICMP errors pass as related
+//      only if the packet they quote belongs to a tracked connection; later
+//      fragments take the verdict recorded for their first fragment.
+// The packet path writes only last_seen and the module slice. Idle
+// connections are removed by clean(), which the worker calls between bursts
+// with a budget. Expiry is also checked on every hit, so whether the cleaner
+// has got to an entry yet never changes a verdict.
+//
+// The same Pipeline serves the DPDK dataplane (dataplane/main.cc) and
+// holdfast-replay (dataplane/replay.cc); only the source of packets and of
+// the clock differ.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/flow_table.h"
+#include "dataplane/packet.h"
+#include "dataplane/policy.h"
+#include "dataplane/verdict.h"
+#include "modules/module.h"
+
+namespace holdfast {
+
+struct L2Settings {
+  bool arp = true;      // pass ARP
+  bool non_ip = false;  // pass other non-IP ethertypes (LLDP, STP, ...)
+  bool ipv6_nd = true;  // pass IPv6 neighbour discovery (RFC 4861)
+};
+
+struct PipelineSettings {
+  TrackerSettings tracker;
+  L2Settings l2;
+  uint32_t connections = 65536;  // flow table capacity
+  uint32_t fragments = 4096;     // fragmented datagrams in flight
+  uint32_t fragment_timeout_ms = 30'000;
+};
+
+// Hands out connection IDs, epoch << 40 | counter. Workers of one process
+// interleave counters (first = worker + 1, stride = worker count) so IDs are
+// unique without sharing a cache line; holdfast-replay gives all its
+// pipelines one source so IDs follow capture order whatever the worker count.
+struct ConnIdSource {
+  uint32_t epoch = 1;
+  uint64_t next = 1;
+  uint64_t stride = 1;
+  uint64_t take() {
+    const uint64_t counter = next;
+    next += stride;
+    return make_conn_id(epoch, counter);
+  }
+};
+
+// Index of a module in per-module counters.
+inline constexpr size_t kModuleSlots = 5;
+
+struct PipelineCounters {
+  std::array<uint64_t, kReasonCount> reasons{};
+  std::array<uint64_t, kModuleSlots> opened{};   // connections created, per module
+  std::array<uint64_t, kModuleSlots> expired{};  // removed idle, per module
+  uint64_t reopened = 0;                         // TCP port reuse on a finished connection
+  uint64_t fragments_expired = 0;
+
+  uint64_t packets() const;
+  uint64_t passed() const;
+};
+
+class Pipeline {
+ public:
+  static constexpr uint16_t kMaxBurst = 64;
+
+  // policy must outlive the pipeline (or be replaced with set_policy).
+  static std::unique_ptr<Pipeline> create(const PipelineSettings& settings, const Policy* policy,
+                                          ConnIdSource* ids, int socket, std::string* error);
+
+  // Decides n <= kMaxBurst packets, all at time now_ns (nanoseconds of a
+  // clock whose epoch is the Unix epoch). verdicts[i] is for packets[i].
+  void process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns, Verdict* verdicts);
+
+  // Removes idle connections and stale fragment records, visiting at most
+  // `budget` entries of each table.
+  void clean(uint64_t now_ns, uint32_t budget);
+
+  // A new rule set for connections opened from now on.
+  void set_policy(const Policy* policy);
+
+  const PipelineCounters& counters() const { return counters_; }
+  // Connections opened per rule: [0] default action, [i + 1] rule i.
+  const std::vector<uint64_t>& rule_hits() const { return rule_hits_; }
+  const FlowTable& flows() const { return *flows_; }
+  const Policy* policy() const { return policy_; }
+  const PipelineSettings& settings() const { return settings_; }
+
+ private:
+  struct FragKey {
+    IpAddr src;
+    IpAddr dst;
+    uint32_t id = 0;
+    uint8_t proto = 0;  // IPv4 only: part of the datagram identity (RFC 791)
+    uint8_t zone = 0;
+    uint16_t reserved = 0;
+  };
+  static_assert(sizeof(FragKey) == 40);
+  struct FragEntry {
+    FragKey key;
+    uint64_t conn_id;
+    uint32_t created_ms;
+    Reason reason;  // the first fragment's verdict
+    bool used;
+    uint16_t reserved;
+    bool in_use() const { return used; }
+  };
+  static_assert(sizeof(FragEntry) == 56);
+  using FragmentTable = HashedTable<FragKey, FragEntry>;
+
+  Pipeline() = default;
+
+  Verdict decide_l2(const ParsedPacket& p);
+  Verdict decide_later_fragment(const ParsedPacket& p);
+  Verdict decide_icmp_error(const ParsedPacket& p);
+  Verdict decide_untracked(const ParsedPacket& p);
+  Verdict track(const ParsedPacket& p, uint32_t index, bool src_is_lo);
+  Verdict open(const ParsedPacket& p, const FlowKey& key, bool src_is_lo, const int32_t* pending,
+               uint16_t pending_count);
+  // Re-initialises the entry at index for a new connection opened by p.
+  Verdict open_in_place(const ParsedPacket& p, uint32_t index, bool src_is_lo);
+  // Policy for the first packet of a connection; nullopt-like: returns
+  // Reason::new_connection when allowed.
+  Reason admit(const ParsedPacket& p);
+  void init_connection(Connection& c, const ParsedPacket& p, bool src_is_lo);
+  void record_first_fragment(const ParsedPacket& p, const Verdict& v);
+  bool expired(const Connection& c) const;
+  // Frees up to `budget` idle entries that no packet of the current burst
+  // refers to. Returns whether anything was freed.
+  bool reclaim(uint32_t budget, const int32_t* pending, uint16_t pending_count);
+  void expire(uint32_t index);
+
+  PipelineSettings settings_;
+  const Policy* policy_ = nullptr;
+  ConnIdSource* ids_ = nullptr;
+  std::unique_ptr<FlowTable> flows_;
+  std::unique_ptr<FragmentTable> fragments_;
+  PipelineCounters counters_;
+  std::vector<uint64_t> rule_hits_;
+  uint32_t now_ms_ = 0;
+  uint32_t now_s_ = 0;
+};
+
+}  // namespace holdfast

@@ -1,0 +1,292 @@
+#include "dataplane/policy.h"
+
+#include <rte_acl.h>
+#include <rte_errno.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdio>
+
+#include "dataplane/byteorder.h"
+
+namespace holdfast {
+namespace {
+
+// Classifier input, in network byte order as rte_acl expects. The first
+// field must be one byte (rte_acl); fields sharing an input index lie in the
+// same four bytes.
+// rte_acl consumes the first byte alone and every later input index as four
+// consecutive bytes, so side is a 32-bit field of its own.
+struct AclInputV4 {
+  uint8_t proto;
+  uint8_t pad0[3];
+  uint32_t side;  // kSideBit*, network order
+  uint32_t src;
+  uint32_t dst;
+  uint16_t sport;
+  uint16_t dport;
+};
+static_assert(sizeof(AclInputV4) == 20);
+
+struct AclInputV6 {
+  uint8_t proto;
+  uint8_t pad0[3];
+  uint32_t side;
+  uint8_t src[16];
+  uint8_t dst[16];
+  uint16_t sport;
+  uint16_t dport;
+};
+static_assert(sizeof(AclInputV6) == 44);
+static_assert(offsetof(AclInputV4, side) == offsetof(AclInputV6, side));
+
+constexpr uint8_t kSideBitInside = 1;
+constexpr uint8_t kSideBitOutside = 2;
+
+enum FieldV4 { kV4Proto, kV4Side, kV4Src, kV4Dst, kV4Sport, kV4Dport, kV4FieldCount };
+enum FieldV6 {
+  kV6Proto,
+  kV6Side,
+  kV6Src0,
+  kV6Dst0 = kV6Src0 + 4,
+  kV6Sport = kV6Dst0 + 4,
+  kV6Dport,
+  kV6FieldCount
+};
+
+RTE_ACL_RULE_DEF(AclRuleV4, kV4FieldCount);
+RTE_ACL_RULE_DEF(AclRuleV6, kV6FieldCount);
+
+void define_common(rte_acl_config& cfg) {
+  cfg.defs[0] = {RTE_ACL_FIELD_TYPE_BITMASK, 1, 0, 0, offsetof(AclInputV4, proto)};
+  cfg.defs[1] = {RTE_ACL_FIELD_TYPE_BITMASK, 4, 1, 1, offsetof(AclInputV4, side)};
+}
+
+rte_acl_config config_v4() {
+  rte_acl_config cfg{};
+  cfg.num_categories = 1;
+  cfg.num_fields = kV4FieldCount;
+  define_common(cfg);
+  cfg.defs[kV4Src] = {RTE_ACL_FIELD_TYPE_MASK, 4, kV4Src, 2, offsetof(AclInputV4, src)};
+  cfg.defs[kV4Dst] = {RTE_ACL_FIELD_TYPE_MASK, 4, kV4Dst, 3, offsetof(AclInputV4, dst)};
+  cfg.defs[kV4Sport] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV4Sport, 4, offsetof(AclInputV4, sport)};
+  cfg.defs[kV4Dport] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV4Dport, 4, offsetof(AclInputV4, dport)};
+  return cfg;
+}
+
+rte_acl_config config_v6() {
+  rte_acl_config cfg{};
+  cfg.num_categories = 1;
+  cfg.num_fields = kV6FieldCount;
+  define_common(cfg);
+  for (uint8_t i = 0; i < 4; ++i) {
+    cfg.defs[kV6Src0 + i] = {RTE_ACL_FIELD_TYPE_MASK, 4, static_cast<uint8_t>(kV6Src0 + i),
+                             static_cast<uint8_t>(2 + i),
+                             static_cast<uint32_t>(offsetof(AclInputV6, src) + 4 * i)};
+    cfg.defs[kV6Dst0 + i] = {RTE_ACL_FIELD_TYPE_MASK, 4, static_cast<uint8_t>(kV6Dst0 + i),
+                             static_cast<uint8_t>(6 + i),
+                             static_cast<uint32_t>(offsetof(AclInputV6, dst) + 4 * i)};
+  }
+  cfg.defs[kV6Sport] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV6Sport, 10, offsetof(AclInputV6, sport)};
+  cfg.defs[kV6Dport] = {RTE_ACL_FIELD_TYPE_RANGE, 2, kV6Dport, 10, offsetof(AclInputV6, dport)};
+  return cfg;
+}
+
+void set_common(rte_acl_field* f, const Rule& r) {
+  if (r.protocol >= 0) {
+    f[0].value.u8 = static_cast<uint8_t>(r.protocol);
+    f[0].mask_range.u8 = 0xff;
+  }
+  switch (r.side) {
+    case SideMatch::any:
+      break;
+    case SideMatch::inside:
+      f[1].value.u32 = f[1].mask_range.u32 = kSideBitInside;
+      break;
+    case SideMatch::outside:
+      f[1].value.u32 = f[1].mask_range.u32 = kSideBitOutside;
+      break;
+  }
+}
+
+void set_ports(rte_acl_field& sport, rte_acl_field& dport, const PortRange& s, const PortRange& d) {
+  sport.value.u16 = s.lo;
+  sport.mask_range.u16 = s.hi;
+  dport.value.u16 = d.lo;
+  dport.mask_range.u16 = d.hi;
+}
+
+// Sets four 32-bit MASK fields from a 128-bit address and prefix.
+void set_v6_address(rte_acl_field* f, const Cidr* c) {
+  for (int i = 0; i < 4; ++i) {
+    if (c == nullptr) continue;  // any
+    f[i].value.u32 = load_be32(&c->addr.bytes[4 * i]);
+    int bits = c->prefix - 32 * i;
+    f[i].mask_range.u32 = static_cast<uint32_t>(bits < 0 ? 0 : bits > 32 ? 32 : bits);
+  }
+}
+
+// The address lists of one rule restricted to one family. An empty list in
+// the rule means "any"; a list with no entry of this family means the rule
+// cannot match the family at all (returns false).
+bool family_addresses(const std::vector<Cidr>& list, bool v4, std::vector<const Cidr*>* out) {
+  out->clear();
+  if (list.empty()) {
+    out->push_back(nullptr);
+    return true;
+  }
+  for (const Cidr& c : list) {
+    if (c.v4 == v4) out->push_back(&c);
+  }
+  return !out->empty();
+}
+
+const std::vector<PortRange>& ports_or_any(const std::vector<PortRange>& p) {
+  static const std::vector<PortRange> kAny{PortRange{}};
+  return p.empty() ? kAny : p;
+}
+
+rte_acl_ctx* create_context(const char* family, size_t rule_size, uint32_t max_rules,
+                            std::string* error) {
+  static std::atomic<uint32_t> instance{0};
+  char name[RTE_ACL_NAMESIZE];
+  std::snprintf(name, sizeof name, "hf_acl_%s_%u", family, instance.fetch_add(1));
+  rte_acl_param param{};
+  param.name = name;
+  param.socket_id = SOCKET_ID_ANY;
+  param.rule_size = static_cast<uint32_t>(rule_size);
+  param.max_rule_num = max_rules;
+  rte_acl_ctx* ctx = rte_acl_create(&param);
+  if (ctx == nullptr) *error = std::string("cannot create ACL context: ") + rte_strerror(rte_errno);
+  return ctx;
+}
+
+template <typename AclRule>
+bool build(rte_acl_ctx** out, const char* family, std::vector<AclRule>& acl_rules,
+           const rte_acl_config& cfg, std::string* error) {
+  if (acl_rules.empty()) return true;
+  rte_acl_ctx* ctx =
+      create_context(family, sizeof(AclRule), static_cast<uint32_t>(acl_rules.size()), error);
+  if (ctx == nullptr) return false;
+  int rc = rte_acl_add_rules(ctx, reinterpret_cast<const rte_acl_rule*>(acl_rules.data()),
+                             static_cast<uint32_t>(acl_rules.size()));
+  if (rc == 0) rc = rte_acl_build(ctx, &cfg);
+  if (rc != 0) {
+    *error = std::string("cannot build ") + family + " rules: " + rte_strerror(-rc);
+    rte_acl_free(ctx);
+    return false;
+  }
+  *out = ctx;
+  return true;
+}
+
+}  // namespace
+
+uint64_t Policy::expansion(const Rule& rule) {
+  auto count = [](size_t n) -> uint64_t { return n == 0 ? 1 : n; };
+  return count(rule.src.size()) * count(rule.dst.size()) * count(rule.src_ports.size()) *
+         count(rule.dst_ports.size());
+}
+
+std::unique_ptr<Policy> Policy::compile(std::vector<Rule> rules, Action default_action,
+                                        std::string* error) {
+  std::unique_ptr<Policy> policy(new Policy());
+  policy->rules_ = std::move(rules);
+  policy->default_action_ = default_action;
+
+  std::vector<AclRuleV4> v4;
+  std::vector<AclRuleV6> v6;
+  std::vector<const Cidr*> srcs;
+  std::vector<const Cidr*> dsts;
+  const auto n = static_cast<uint32_t>(policy->rules_.size());
+  for (uint32_t index = 0; index < n; ++index) {
+    const Rule& r = policy->rules_[index];
+    rte_acl_rule_data data{};
+    data.category_mask = 1;
+    // First match wins: earlier rules get higher priority.
+    data.priority = static_cast<int32_t>(RTE_ACL_MAX_PRIORITY - index);
+    data.userdata = index + 1;  // 0 means "no match" to rte_acl
+    for (bool is_v4 : {true, false}) {
+      if (!family_addresses(r.src, is_v4, &srcs) || !family_addresses(r.dst, is_v4, &dsts)) {
+        continue;
+      }
+      for (const Cidr* s : srcs) {
+        for (const Cidr* d : dsts) {
+          for (const PortRange& sp : ports_or_any(r.src_ports)) {
+            for (const PortRange& dp : ports_or_any(r.dst_ports)) {
+              if (is_v4) {
+                AclRuleV4 a{};
+                a.data = data;
+                set_common(a.field, r);
+                if (s != nullptr) {
+                  a.field[kV4Src].value.u32 = s->addr.v4_host();
+                  a.field[kV4Src].mask_range.u32 = s->prefix;
+                }
+                if (d != nullptr) {
+                  a.field[kV4Dst].value.u32 = d->addr.v4_host();
+                  a.field[kV4Dst].mask_range.u32 = d->prefix;
+                }
+                set_ports(a.field[kV4Sport], a.field[kV4Dport], sp, dp);
+                v4.push_back(a);
+              } else {
+                AclRuleV6 a{};
+                a.data = data;
+                set_common(a.field, r);
+                set_v6_address(&a.field[kV6Src0], s);
+                set_v6_address(&a.field[kV6Dst0], d);
+                set_ports(a.field[kV6Sport], a.field[kV6Dport], sp, dp);
+                v6.push_back(a);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (v4.size() + v6.size() > kMaxAclRules) {
+    *error = "rules expand to " + std::to_string(v4.size() + v6.size()) +
+             " ACL entries, more than the limit of " + std::to_string(kMaxAclRules);
+    return nullptr;
+  }
+  if (!build(&policy->v4_, "v4", v4, config_v4(), error)) return nullptr;
+  if (!build(&policy->v6_, "v6", v6, config_v6(), error)) return nullptr;
+  return policy;
+}
+
+Policy::~Policy() {
+  rte_acl_free(v4_);
+  rte_acl_free(v6_);
+}
+
+Policy::Match Policy::classify(const ParsedPacket& p) const {
+  const uint32_t side = bswap32(p.side == Side::inside ? kSideBitInside : kSideBitOutside);
+  uint32_t result = 0;
+  if (p.ip_version == 4) {
+    if (v4_ != nullptr) {
+      AclInputV4 in{};
+      in.proto = p.proto;
+      in.side = side;
+      std::memcpy(&in.src, &p.src.bytes[12], 4);
+      std::memcpy(&in.dst, &p.dst.bytes[12], 4);
+      in.sport = bswap16(p.sport);
+      in.dport = bswap16(p.dport);
+      const uint8_t* data = reinterpret_cast<const uint8_t*>(&in);
+      rte_acl_classify(v4_, &data, &result, 1, 1);
+    }
+  } else if (v6_ != nullptr) {
+    AclInputV6 in{};
+    in.proto = p.proto;
+    in.side = side;
+    std::memcpy(in.src, p.src.bytes.data(), 16);
+    std::memcpy(in.dst, p.dst.bytes.data(), 16);
+    in.sport = bswap16(p.sport);
+    in.dport = bswap16(p.dport);
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(&in);
+    rte_acl_classify(v6_, &data, &result, 1, 1);
+  }
+  if (result == 0) return {-1, default_action_};
+  const int32_t index = static_cast<int32_t>(result - 1);
+  return {index, rules_[index].action};
+}
+
+}  // namespace holdfast

@@ -1,0 +1,82 @@
+// Policy: an ordered rule list, first match wins, default action for the
+// rest. Evaluated only on the first packet of a connection; replies and
+// later packets pass by state.
+//
+// Theory of operation: the control side expands every rule into DPDK ACL
+// rules (one per combination of its source CIDRs, destination CIDRs and
+// port ranges, per address family), gives them priorities that encode the
+// rule order, and builds one immutable rte_acl context per family
+// (rte_acl_build). The data path only classifies (rte_acl_classify), which
+// is read-only and safe from any number of workers. A new rule set is a new
+// Policy object; the old one stays valid for whoever still holds it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/ip_address.h"
+#include "dataplane/packet.h"
+
+struct rte_acl_ctx;
+
+namespace holdfast {
+
+enum class Action : uint8_t { allow, deny };
+enum class SideMatch : uint8_t { any, inside, outside };
+
+struct PortRange {
+  uint16_t lo = 0;
+  uint16_t hi = 65535;
+};
+
+struct Rule {
+  std::string name;
+  SideMatch side = SideMatch::any;
+  int protocol = -1;      // IP protocol number; -1: any
+  std::vector<Cidr> src;  // empty: any address
+  std::vector<Cidr> dst;
+  std::vector<PortRange> src_ports;  // empty: any port (TCP and UDP only)
+  std::vector<PortRange> dst_ports;
+  Action action = Action::deny;
+};
+
+class Policy {
+ public:
+  // Largest number of ACL entries one rule may expand to, and all rules
+  // together; beyond these the build would take seconds and gigabytes.
+  static constexpr uint64_t kMaxExpansionPerRule = 65536;
+  static constexpr uint64_t kMaxAclRules = 1 << 20;
+
+  // How many ACL entries a rule becomes (for validation before compiling).
+  static uint64_t expansion(const Rule& rule);
+
+  // Compiles rules. Returns nullptr and sets *error if DPDK cannot build them.
+  static std::unique_ptr<Policy> compile(std::vector<Rule> rules, Action default_action,
+                                         std::string* error);
+  ~Policy();
+  Policy(const Policy&) = delete;
+  Policy& operator=(const Policy&) = delete;
+
+  struct Match {
+    int32_t rule;  // index into rules(), or -1 for the default action
+    Action action;
+  };
+  // Classifies the first packet of a would-be connection by its side,
+  // protocol, addresses and ports.
+  Match classify(const ParsedPacket& p) const;
+
+  const std::vector<Rule>& rules() const { return rules_; }
+  Action default_action() const { return default_action_; }
+
+ private:
+  Policy() = default;
+
+  std::vector<Rule> rules_;
+  Action default_action_ = Action::deny;
+  rte_acl_ctx* v4_ = nullptr;  // nullptr: no rule applies to the family
+  rte_acl_ctx* v6_ = nullptr;
+};
+
+}  // namespace holdfast

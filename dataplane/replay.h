@@ -1,0 +1,50 @@
+// holdfast-replay's engine: the dataplane's pipelines fed from a capture.
+//
+// A frame whose source address lies in inside_networks arrives on the inside
+// port, any other frame on the outside port. Frames go to pipelines by the
+// same symmetric steering hash as in the dataplane, in capture order, and
+// the clock is the capture's timestamps, so every run over the same capture
+// gives the same verdicts, whatever the number of pipelines.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "control/config.h"
+#include "dataplane/pipeline.h"
+#include "dataplane/policy.h"
+
+namespace holdfast {
+
+class Replay {
+ public:
+  static std::unique_ptr<Replay> create(const Config& config, unsigned workers, std::string* error);
+
+  struct Result {
+    Verdict verdict;
+    Side side;  // the port the frame arrived on; a passed frame leaves by the other
+  };
+  Result feed(const uint8_t* frame, uint32_t len, uint64_t ts_ns);
+
+  // Expires everything idle at ts_ns, so the summary shows what is still open.
+  void finish(uint64_t ts_ns);
+
+  nlohmann::json stats() const;
+  unsigned workers() const { return static_cast<unsigned>(pipelines_.size()); }
+
+  // Which pipeline a parsed frame belongs to.
+  static unsigned worker_of(const ParsedPacket& p, unsigned workers);
+
+ private:
+  Replay() = default;
+
+  Config config_;
+  std::unique_ptr<Policy> policy_;
+  ConnIdSource ids_;
+  std::vector<std::unique_ptr<Pipeline>> pipelines_;
+};
+
+}  // namespace holdfast

@@ -1,0 +1,48 @@
+// The one place that lists the layer-4 modules: which protocol goes to which
+// module, and the switch that turns a ModuleId into a static call.
+#pragma once
+
+#include <cstdlib>
+
+#include "modules/icmp/icmp.h"
+#include "modules/module.h"
+#include "modules/other/other.h"
+#include "modules/tcp/tcp.h"
+#include "modules/udp/udp.h"
+
+namespace holdfast {
+
+inline ModuleId l4_module_for(uint8_t proto) {
+  switch (proto) {
+    case kProtoTcp:
+      return ModuleId::tcp;
+    case kProtoUdp:
+      return ModuleId::udp;
+    case kProtoIcmp:
+    case kProtoIcmpV6:
+      return ModuleId::icmp;
+    default:
+      return ModuleId::other;
+  }
+}
+
+// Calls fn(M{}) with the module type for id, which must be a layer-4 module.
+template <typename Fn>
+decltype(auto) visit_l4(ModuleId id, Fn&& fn) {
+  switch (id) {
+    case ModuleId::tcp:
+      return fn(TcpModule{});
+    case ModuleId::udp:
+      return fn(UdpModule{});
+    case ModuleId::icmp:
+      return fn(IcmpModule{});
+    case ModuleId::other:
+      return fn(OtherModule{});
+    case ModuleId::none:
+      break;
+  }
+  // Only entries in use are dispatched; anything else is a corrupted table.
+  std::abort();
+}
+
+}  // namespace holdfast

@@ -1,0 +1,338 @@
+#include "modules/tcp/tcp.h"
+
+#include <cstring>
+
+namespace holdfast {
+namespace {
+
+// Serial number arithmetic on 32-bit sequence space (RFC 1982).
+inline bool before(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) < 0;
+}
+inline bool after(uint32_t a, uint32_t b) {
+  return before(b, a);
+}
+
+enum SegmentClass : uint8_t {
+  kSegSyn,
+  kSegSynAck,
+  kSegFin,
+  kSegAck,
+  kSegRst,
+  kSegNone,
+  kSegmentClassCount
+};
+
+SegmentClass classify(uint8_t flags) {
+  if (flags & tcpflag::kRst) return kSegRst;
+  if (flags & tcpflag::kSyn) return (flags & tcpflag::kAck) ? kSegSynAck : kSegSyn;
+  if (flags & tcpflag::kFin) return kSegFin;
+  if (flags & tcpflag::kAck) return kSegAck;
+  return kSegNone;
+}
+
+// Transition targets beyond real states.
+constexpr uint8_t kIV = 0xfe;  // invalid: drop
+constexpr uint8_t kIG = 0xff;  // ignore: pass if in window, change nothing
+
+constexpr uint8_t sNO = static_cast<uint8_t>(TcpState::none);
+constexpr uint8_t sSS = static_cast<uint8_t>(TcpState::syn_sent);
+constexpr uint8_t sSR = static_cast<uint8_t>(TcpState::syn_recv);
+constexpr uint8_t sES = static_cast<uint8_t>(TcpState::established);
+constexpr uint8_t sFW = static_cast<uint8_t>(TcpState::fin_wait);
+constexpr uint8_t sCW = static_cast<uint8_t>(TcpState::close_wait);
+constexpr uint8_t sLA = static_cast<uint8_t>(TcpState::last_ack);
+constexpr uint8_t sTW = static_cast<uint8_t>(TcpState::time_wait);
+constexpr uint8_t sCL = static_cast<uint8_t>(TcpState::close);
+constexpr uint8_t sS2 = static_cast<uint8_t>(TcpState::syn_sent2);
+
+// kTransitions[dir][segment class][current state] -> next state.
+// FIN_WAIT: a FIN seen; CLOSE_WAIT: that FIN acknowledged; LAST_ACK: FINs
+// seen from both ends; a FIN from an end that already sent one keeps the
+// state (handled in track()).
+constexpr uint8_t kTransitions[2][kSegmentClassCount][kTcpStateCount] = {
+    {
+        // original direction
+        //        sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+        /*syn   */ {sSS, sSS, kIG, kIG, kIG, kIG, kIG, sSS, sSS, sS2},
+        /*synack*/ {kIV, kIV, sSR, kIV, kIV, kIV, kIV, kIV, kIV, sSR},
+        /*fin   */ {kIV, kIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, kIV},
+        /*ack   */ {sES, kIV, sES, sES, sCW, sCW, sTW, sTW, sCL, kIV},
+        /*rst   */ {kIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+        /*none  */ {kIV, kIV, kIV, kIV, kIV, kIV, kIV, kIV, kIV, kIV},
+    },
+    {
+        // reply direction
+        //        sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+        /*syn   */ {kIV, sS2, kIV, kIV, kIV, kIV, kIV, sSS, kIV, sS2},
+        /*synack*/ {kIV, sSR, kIG, kIG, kIG, kIG, kIG, kIG, kIG, sSR},
+        /*fin   */ {kIV, kIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, kIV},
+        /*ack   */ {kIV, kIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, kIG},
+        /*rst   */ {kIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL},
+        /*none  */ {kIV, kIV, kIV, kIV, kIV, kIV, kIV, kIV, kIV, kIV},
+    },
+};
+
+uint32_t segment_end(const ParsedPacket& p) {
+  uint32_t end = p.tcp.seq + p.tcp.payload_len;
+  if (p.tcp.flags & tcpflag::kSyn) ++end;
+  if (p.tcp.flags & tcpflag::kFin) ++end;
+  return end;
+}
+
+// Records what a SYN or SYN/ACK tells about its sender.
+void init_sender_from_syn(TcpSlice& s, int d, const ParsedPacket& p) {
+  uint32_t end = segment_end(p);
+  s.sender[d].end = s.sender[d].maxend = end;
+  s.sender[d].maxwin = p.tcp.window == 0 ? 1 : p.tcp.window;  // never scaled in a SYN
+  s.flags[d] &= static_cast<uint8_t>(~(TcpSlice::kWindowScale | TcpSlice::kSackPermitted));
+  s.scale[d] = 0;
+  if (p.tcp.wscale != 0xff) {
+    s.flags[d] |= TcpSlice::kWindowScale;
+    s.scale[d] = p.tcp.wscale;
+  }
+  if (p.tcp.sack_permitted) s.flags[d] |= TcpSlice::kSackPermitted;
+}
+
+// The window check of the file comment. With update false nothing is
+// written; with update true the slice advances only when the check passes.
+bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
+  const int d = static_cast<int>(dir);
+  const int r = 1 - d;
+  TcpSender& sender = s.sender[d];
+  TcpSender& receiver = s.sender[r];
+  const uint8_t flags = p.tcp.flags;
+  uint32_t seq = p.tcp.seq;
+  uint32_t end = segment_end(p);
+  uint32_t win = p.tcp.window;
+
+  if (sender.maxwin == 0) {
+    // First segment seen from this end.
+    if (!update) return true;
+    if (flags & tcpflag::kSyn) {
+      // SYN/ACK answering the SYN, or a SYN of a simultaneous open.
+      init_sender_from_syn(s, d, p);
+      // Window scaling holds only if both ends offered it (RFC 7323 1.3).
+      if (!((s.flags[d] & TcpSlice::kWindowScale) && (s.flags[r] & TcpSlice::kWindowScale))) {
+        s.scale[d] = s.scale[r] = 0;
+      }
+      if (!(flags & tcpflag::kAck)) return true;
+    } else {
+      // Picked up mid-stream (loose pickup): learn what the segment shows.
+      sender.end = end;
+      uint32_t swin = win << s.scale[d];
+      sender.maxwin = swin == 0 ? 1 : swin;
+      sender.maxend = end + sender.maxwin;
+      if (receiver.maxwin == 0) {
+        receiver.end = receiver.maxend = p.tcp.ack;
+      } else if (p.tcp.ack == receiver.end + 1) {
+        ++receiver.end;  // a reply to a keepalive
+      }
+    }
+  } else if (update &&
+             ((s.state == TcpState::syn_sent && dir == Dir::original) ||
+              (s.state == TcpState::syn_recv && dir == Dir::reply)) &&
+             after(end, sender.end)) {
+    // A SYN (or SYN/ACK) sent again with a new initial sequence number
+    // (RFC 9293 3.4.1: a restarted end picks a larger one).
+    init_sender_from_syn(s, d, p);
+  }
+
+  uint32_t ack = p.tcp.ack;
+  if (!(flags & tcpflag::kAck)) {
+    ack = receiver.end;  // no ACK: nothing to check
+  } else if ((flags & tcpflag::kRst) && ack == 0) {
+    ack = receiver.end;  // stacks that set ACK on RST with a zero ack
+  }
+  uint32_t sack = ack;
+  if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, sack)) sack = p.tcp.sack_right;
+
+  if (!(flags & tcpflag::kSyn)) win <<= s.scale[d];
+
+  const uint32_t max_ack_window = sender.maxwin > 66000 ? sender.maxwin : 66000;
+  const bool ok = !after(seq, sender.maxend) &&                  // II
+                  !before(end, sender.end - receiver.maxwin) &&  // I
+                  !after(sack, receiver.end) &&                  // III
+                  !before(sack, receiver.end - max_ack_window);  // IV
+  const bool liberal = (s.flags[d] | s.flags[r]) & TcpSlice::kLiberal;
+  if (!ok && !liberal) return false;
+  if (!update) return true;
+
+  if (sender.maxwin < win) sender.maxwin = win;
+  if (after(end, sender.end)) {
+    sender.end = end;
+    s.flags[d] |= TcpSlice::kDataUnacked;
+  }
+  if (flags & tcpflag::kAck) {
+    if (!(s.flags[d] & TcpSlice::kMaxAckSet)) {
+      sender.maxack = ack;
+      s.flags[d] |= TcpSlice::kMaxAckSet;
+    } else if (after(ack, sender.maxack)) {
+      sender.maxack = ack;
+    }
+  }
+  // What this segment offers the receiver.
+  if (receiver.maxwin != 0 && after(end, sender.maxend)) receiver.maxwin += end - sender.maxend;
+  if (after(sack + win, receiver.maxend - 1)) {
+    receiver.maxend = sack + win;
+    if (win == 0) ++receiver.maxend;  // leave room for a zero-window probe
+  }
+  if (ack == receiver.end) s.flags[r] &= static_cast<uint8_t>(~TcpSlice::kDataUnacked);
+  return true;
+}
+
+}  // namespace
+
+const char* tcp_state_name(TcpState state) {
+  static constexpr const char* kNames[kTcpStateCount] = {
+      "NONE",       "SYN_SENT", "SYN_RECV",  "ESTABLISHED", "FIN_WAIT",
+      "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE",       "SYN_SENT2"};
+  auto i = static_cast<uint8_t>(state);
+  return i < kTcpStateCount ? kNames[i] : "INVALID";
+}
+
+Reason TcpModule::can_open(const ParsedPacket& p, const TrackerSettings& settings) {
+  const uint8_t f = p.tcp.flags;
+  if ((f & tcpflag::kSyn) && !(f & tcpflag::kAck)) return Reason::new_connection;
+  if (settings.tcp_loose_pickup && classify(f) == kSegAck) return Reason::new_connection;
+  return Reason::tcp_mid_stream;
+}
+
+void TcpModule::open(Slice& s, const ParsedPacket& p, const TrackerSettings&) {
+  s = Slice{};
+  if (p.tcp.flags & tcpflag::kSyn) {
+    init_sender_from_syn(s, 0, p);
+    s.state = TcpState::syn_sent;
+    return;
+  }
+  // Loose pickup: the history is lost, so follow windows without enforcing.
+  const uint32_t end = segment_end(p);
+  s.sender[0].end = end;
+  s.sender[0].maxwin = p.tcp.window == 0 ? 1 : p.tcp.window;
+  s.sender[0].maxend = end + s.sender[0].maxwin;
+  s.flags[0] = s.flags[1] = TcpSlice::kSackPermitted | TcpSlice::kLiberal;
+  s.state = TcpState::established;
+}
+
+Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
+                         const TrackerSettings& /*settings*/) {
+  const int d = static_cast<int>(dir);
+  const SegmentClass cls = classify(p.tcp.flags);
+  const TcpState old_state = s.state;
+  const uint8_t next = kTransitions[d][cls][static_cast<uint8_t>(old_state)];
+
+  if (next == kIV) return Outcome::drop(Reason::tcp_invalid_state);
+  if (next == kIG) {
+    return in_window(s, p, dir, false) ? Outcome::pass(false)
+                                       : Outcome::drop(Reason::tcp_out_of_window);
+  }
+  TcpState next_state = static_cast<TcpState>(next);
+
+  // A SYN on a finished connection starts a new one on the same tuple.
+  if (cls == kSegSyn && (old_state == TcpState::time_wait || old_state == TcpState::close)) {
+    return Outcome::reopen();
+  }
+
+  if (cls == kSegSynAck) {
+    // The SYN/ACK must acknowledge exactly the SYN it answers.
+    const TcpSender& syn_sender = s.sender[1 - d];
+    if (syn_sender.maxwin != 0 && p.tcp.ack != syn_sender.end) {
+      return Outcome::drop(Reason::tcp_bad_synack);
+    }
+  }
+
+  if (cls == kSegRst) {
+    if (old_state == TcpState::syn_sent) {
+      // Only a RST that acknowledges the SYN refuses it (RFC 9293 3.10.7.3);
+      // the opener may abort its own attempt with its sequence number.
+      bool ok = dir == Dir::reply
+                    ? (p.tcp.flags & tcpflag::kAck) && p.tcp.ack == s.sender[0].end
+                    : !before(p.tcp.seq, s.sender[0].end - 1) && !after(p.tcp.seq, s.sender[0].end);
+      if (!ok) return Outcome::drop(Reason::tcp_rst_out_of_window);
+      s.state = TcpState::close;
+      return Outcome::pass(true);
+    }
+    const TcpSender& receiver = s.sender[1 - d];
+    const bool liberal = (s.flags[0] | s.flags[1]) & TcpSlice::kLiberal;
+    if (!liberal && (s.flags[1 - d] & TcpSlice::kMaxAckSet) && before(p.tcp.seq, receiver.maxack)) {
+      return Outcome::drop(Reason::tcp_rst_out_of_window);
+    }
+    if (!in_window(s, p, dir, false)) return Outcome::drop(Reason::tcp_rst_out_of_window);
+  }
+
+  if (cls == kSegFin && (s.flags[d] & TcpSlice::kFinSent)) {
+    next_state = old_state;  // the same end's FIN again: a retransmission
+  }
+
+  const Slice before_update = s;
+  if (!in_window(s, p, dir, true)) {
+    s = before_update;
+    return Outcome::drop(Reason::tcp_out_of_window);
+  }
+  s.state = next_state;
+  if (cls == kSegFin) s.flags[d] |= TcpSlice::kFinSent;
+  return Outcome::pass(std::memcmp(&before_update, &s, sizeof s) != 0);
+}
+
+uint32_t TcpModule::timeout_ms(const Slice& s, const TrackerSettings& settings) {
+  const TcpTimeouts& t = settings.tcp;
+  uint32_t timeout = t.close;
+  switch (s.state) {
+    case TcpState::syn_sent:
+    case TcpState::syn_sent2:
+      timeout = t.syn_sent;
+      break;
+    case TcpState::syn_recv:
+      timeout = t.syn_recv;
+      break;
+    case TcpState::established:
+      timeout = t.established;
+      break;
+    case TcpState::fin_wait:
+      timeout = t.fin_wait;
+      break;
+    case TcpState::close_wait:
+      timeout = t.close_wait;
+      break;
+    case TcpState::last_ack:
+      timeout = t.last_ack;
+      break;
+    case TcpState::time_wait:
+      timeout = t.time_wait;
+      break;
+    case TcpState::none:
+    case TcpState::close:
+      timeout = t.close;
+      break;
+  }
+  // Data outstanding in either direction: the connection is waiting on a
+  // peer that may be gone, so do not hold it for days.
+  if (((s.flags[0] | s.flags[1]) & TcpSlice::kDataUnacked) && timeout > t.unacknowledged) {
+    timeout = t.unacknowledged;
+  }
+  return timeout;
+}
+
+bool TcpModule::valid(const Slice& s) {
+  if (s.state == TcpState::none || static_cast<uint8_t>(s.state) >= kTcpStateCount) return false;
+  for (int d = 0; d < 2; ++d) {
+    if (s.scale[d] > 14) return false;
+  }
+  // The opener has always been seen; the other end may not have been yet.
+  return s.sender[0].maxwin != 0;
+}
+
+const char* TcpModule::state_name(const Slice& s) {
+  return tcp_state_name(s.state);
+}
+
+bool TcpModule::quoted_segment_in_window(const Slice& s, Dir dir, uint32_t seq) {
+  const int d = static_cast<int>(dir);
+  const TcpSender& sender = s.sender[d];
+  const TcpSender& receiver = s.sender[1 - d];
+  if (sender.maxwin == 0) return false;
+  if ((s.flags[0] | s.flags[1]) & TcpSlice::kLiberal) return true;
+  return !after(seq, sender.maxend) && !before(seq, sender.end - receiver.maxwin - 1);
+}
+
+}  // namespace holdfast

@@ -1,0 +1,112 @@
+// TCP connection tracking.
+//
+// Theory of operation
+// -------------------
+// A connection moves through the states below on the flags of each segment
+// and its direction (the state machine of Linux nf_conntrack_proto_tcp,
+// itself derived from RFC 9293's, with the differences noted). Every segment
+// must also fall inside the windows the two ends have advertised, as in
+// Guido van Rooij, "Real Stateful TCP Packet Filtering in IP Filter" (2000):
+// for a segment from sender S to receiver R carrying seq, end = seq + length
+// (+1 for SYN and FIN), ack and window win (scaled, RFC 7323):
+//
+//   I   end  >= S.end - R.maxwin         not older than R can still accept
+//   II  seq  <= S.maxend                 not beyond what R has offered
+//   III ack  <= R.end                    acknowledges only data R sent
+//   IV  ack  >= R.end - max(S.maxwin, 66000)   not an ancient ack
+//
+// where S.end is the highest sequence S has sent, S.maxend the highest
+// right edge R has advertised (ack + window), and S.maxwin the largest
+// window S has advertised. SACK (RFC 2018): the highest SACK right edge
+// counts as the ack for III and IV. A segment that fails is dropped and the
+// state is left alone, so an attacker without the sequence numbers cannot
+// move it. Retransmissions satisfy I-IV and pass without changing anything.
+//
+// Differences from Linux, each to close a hole or stop a surprise:
+// - A SYN/ACK must acknowledge exactly the SYN (RFC 9293 3.10.7.3), not
+//   merely fall in the ack window.
+// - RST must be in window (I-II) and not below what the receiver has already
+//   acknowledged (RFC 5961 3 asks endpoints for the same); in SYN-SENT only a
+//   RST acknowledging the SYN closes.
+// - A retransmitted FIN does not advance FIN_WAIT to LAST_ACK; only the
+//   other end's FIN does (Linux would time a half-closed connection out as
+//   TIME_WAIT).
+// - Segments Linux "ignores" (a SYN inside an established connection, a
+//   retransmitted SYN/ACK) pass only if they are in window and never change
+//   state; an out-of-window SYN (SYN injection) is dropped.
+// - A SYN in TIME_WAIT or CLOSE starts a new connection on the tuple (port
+//   reuse): the pipeline re-runs policy and gives it a new connection ID.
+//
+// Loose pickup (config modules.tcp.loose_pickup, off by default) accepts a
+// mid-stream segment as the start of an established connection. Window
+// scaling is then unknown, so such connections are tracked liberally:
+// windows are followed but not enforced, exactly as Linux does.
+#pragma once
+
+#include <cstdint>
+
+#include "modules/module.h"
+
+namespace holdfast {
+
+enum class TcpState : uint8_t {
+  none = 0,
+  syn_sent,
+  syn_recv,
+  established,
+  fin_wait,
+  close_wait,
+  last_ack,
+  time_wait,
+  close,
+  syn_sent2,  // simultaneous open: SYN seen from both ends
+};
+inline constexpr int kTcpStateCount = 10;
+
+// What one end has sent and been offered (Rooij's per-direction data).
+struct TcpSender {
+  uint32_t end;     // highest sequence number sent, plus one
+  uint32_t maxend;  // highest right edge of the window the other end offered
+  uint32_t maxwin;  // largest window this end advertised, scaled; 0: not seen yet
+  uint32_t maxack;  // highest acknowledgement this end sent
+};
+
+struct TcpSlice {
+  TcpSender sender[2];  // indexed by Dir
+  uint8_t scale[2];     // window scale each end applies to its windows
+  uint8_t flags[2];     // TcpSlice::k* per end
+  TcpState state;
+  uint8_t reserved[3];
+
+  static constexpr uint8_t kWindowScale = 0x01;  // sent the window scale option
+  static constexpr uint8_t kSackPermitted = 0x02;
+  static constexpr uint8_t kMaxAckSet = 0x04;    // maxack holds a value
+  static constexpr uint8_t kDataUnacked = 0x08;  // sent data not yet acknowledged
+  static constexpr uint8_t kFinSent = 0x10;
+  static constexpr uint8_t kLiberal = 0x20;  // windows followed, not enforced
+};
+static_assert(sizeof(TcpSlice) == 40, "TCP slice is checkpointed as is");
+static_assert(std::is_trivially_copyable_v<TcpSlice>);
+
+struct TcpModule {
+  using Slice = TcpSlice;
+  static constexpr ModuleId kId = ModuleId::tcp;
+  static constexpr uint16_t kSchemaVersion = 1;
+
+  static Reason can_open(const ParsedPacket& p, const TrackerSettings& settings);
+  static void open(Slice& s, const ParsedPacket& p, const TrackerSettings& settings);
+  static Outcome track(Slice& s, const ParsedPacket& p, Dir dir, const TrackerSettings& settings);
+  static uint32_t timeout_ms(const Slice& s, const TrackerSettings& settings);
+  static bool valid(const Slice& s);
+  static const char* state_name(const Slice& s);
+
+  // Is an ICMP error quoting a segment with this sequence number, sent in
+  // direction dir, plausible for the connection? (pf's check: the quoted
+  // segment must lie in the window.)
+  static bool quoted_segment_in_window(const Slice& s, Dir dir, uint32_t seq);
+};
+static_assert(L4Module<TcpModule>);
+
+const char* tcp_state_name(TcpState state);
+
+}  // namespace holdfast
