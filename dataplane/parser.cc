@@ -327,7 +327,10 @@ bool verify_l4_checksum(ParsedPacket& out, const uint8_t* l4, uint32_t len) {
     case kProtoUdp:
       // IPv4 UDP may omit its checksum (RFC 768); IPv6 UDP may not (RFC 8200 8.1).
       if (load_be16(l4 + 6) == 0) return out.ip_version == 4;
-      return l4_checksum(out, l4, len) == 0xffff;
+      // The checksum and the pseudo-header cover the UDP length, not bytes
+      // the IP payload carries beyond it (RFC 768; RFC 8200 8.1: protocols
+      // with their own length field use it). parse_udp checked it fits.
+      return l4_checksum(out, l4, load_be16(l4 + 4)) == 0xffff;
     case kProtoIcmp:
       return checksum_ok_plain(l4, len);
     default:
