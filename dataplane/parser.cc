@@ -495,7 +495,14 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
         bool more = fo & 1;
         // An atomic fragment (offset 0, no more) is a whole packet (RFC 6946).
         if (offset != 0 || more) {
-          if (offset + (end - off - 8) > 65535) return malformed(out, Reason::frag_bad_offset);
+          // The reassembled payload is the unfragmentable headers before
+          // this one, then offset plus this fragment's data; it may not
+          // exceed 65535 bytes (RFC 8200 4.5).
+          const uint32_t unfragmentable = off - 40;
+          const uint32_t data = end - off - 8;
+          if (unfragmentable + offset + data > 65535) {
+            return malformed(out, Reason::frag_bad_offset);
+          }
           out.fragment = true;
           out.first_fragment = offset == 0;
           out.frag_offset = static_cast<uint16_t>(offset);
