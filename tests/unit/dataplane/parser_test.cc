@@ -1,0 +1,1316 @@
+// Parser tests: frames built by tests/support/packet_builder (from the RFCs,
+// sharing no code with the parser) must come out as the RFCs say, and every
+// drop reason the parser can give is triggered by a frame that has exactly
+// that one problem.
+#include "dataplane/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "tests/support/packet_builder.h"
+
+namespace holdfast {
+namespace {
+
+using namespace holdfast::test;
+
+// Parses a copy of frame in a heap block of exactly its size, so a read past
+// the end is a heap overflow under AddressSanitizer.
+ParsedPacket parse(const Bytes& frame, ParseOptions options = {}, OffloadHints hints = {},
+                   Side side = Side::outside) {
+  std::unique_ptr<uint8_t[]> copy(new uint8_t[frame.size() + 1]);
+  std::memcpy(copy.get(), frame.data(), frame.size());
+  ParsedPacket p;
+  parse_frame(copy.get(), static_cast<uint32_t>(frame.size()), side, 7, options, p, hints);
+  p.frame = nullptr;  // the copy dies here
+  return p;
+}
+
+// The drop reason, or nullopt when the frame parsed.
+std::optional<Reason> reason_of(const Bytes& frame, ParseOptions options = {},
+                                OffloadHints hints = {}) {
+  const ParsedPacket p = parse(frame, options, hints);
+  if (p.kind == FrameKind::malformed) return p.error;
+  return std::nullopt;
+}
+
+constexpr uint8_t kSyn = tcpflag::kSyn;
+constexpr uint8_t kAck = tcpflag::kAck;
+constexpr uint8_t kFin = tcpflag::kFin;
+constexpr uint8_t kRst = tcpflag::kRst;
+constexpr uint8_t kPsh = tcpflag::kPsh;
+constexpr uint8_t kUrg = tcpflag::kUrg;
+constexpr uint8_t kEce = tcpflag::kEce;
+constexpr uint8_t kCwr = tcpflag::kCwr;
+
+Bytes syn_v4() {
+  return eth_v4({}, tcp({}));
+}
+
+Bytes tcp_v4_with_options(const Bytes& options, uint8_t flags = kSyn) {
+  TcpSpec t;
+  t.flags = flags;
+  t.options = options;
+  return eth_v4({}, tcp(t));
+}
+
+// A TCP segment whose finished (checksummed) bytes the caller may slice.
+Bytes tcp_bytes_v4(const TcpSpec& t, const Ipv4Spec& ip = {}) {
+  return finish_v4(tcp(t), ip.src, ip.dst);
+}
+
+Bytes slice(const Bytes& b, size_t from, size_t to) {
+  return Bytes(b.begin() + static_cast<std::ptrdiff_t>(from),
+               b.begin() + static_cast<std::ptrdiff_t>(to));
+}
+
+// ---------------------------------------------------------------------------
+// Ethernet and VLAN
+
+TEST(ParserEthernet, ShorterThanHeaderIsTruncated) {
+  EXPECT_EQ(reason_of(Bytes(13, 0)), Reason::eth_truncated);
+  EXPECT_EQ(reason_of(Bytes{}), Reason::eth_truncated);
+}
+
+TEST(ParserEthernet, ArpIsClassifiedNotParsed) {
+  const ParsedPacket p = parse(arp_request("10.0.0.1", "10.0.0.2"));
+  EXPECT_EQ(p.kind, FrameKind::arp);
+  EXPECT_EQ(p.ether_type, kEtherArp);
+  EXPECT_EQ(p.side, Side::outside);
+  EXPECT_EQ(p.zone, 7);
+}
+
+TEST(ParserEthernet, OtherEtherTypeIsNonIp) {
+  const ParsedPacket p = parse(ether(kEtherLldp, Bytes(46, 0)));
+  EXPECT_EQ(p.kind, FrameKind::non_ip);
+  EXPECT_EQ(p.ether_type, kEtherLldp);
+}
+
+TEST(ParserEthernet, HeaderOnlyNonIpFrameIsNotTruncated) {
+  EXPECT_EQ(parse(ether(kEtherLldp, {})).kind, FrameKind::non_ip);
+}
+
+TEST(ParserEthernet, SideAndZoneAreRecorded) {
+  const ParsedPacket p = parse(syn_v4(), {}, {}, Side::inside);
+  EXPECT_EQ(p.side, Side::inside);
+  EXPECT_EQ(p.zone, 7);
+}
+
+TEST(ParserVlan, SingleTagGivesVlanIdWithoutPriorityBits) {
+  // PCP 5, DEI 1, VID 100.
+  const Bytes f = ether(kEtherIpv4, ipv4({}, tcp({})), {{kTpid8021Q, 0xb064}});
+  const ParsedPacket p = parse(f);
+  ASSERT_EQ(p.kind, FrameKind::ip);
+  EXPECT_EQ(p.vlan_count, 1);
+  EXPECT_EQ(p.vlan[0], 100);
+  EXPECT_EQ(p.ether_type, kEtherIpv4);
+  EXPECT_EQ(p.l3_offset, 18);
+  EXPECT_EQ(p.l4_offset, 38);
+  EXPECT_EQ(p.sport, 40000);
+}
+
+TEST(ParserVlan, QinQOuterThenInnerTag) {
+  const Bytes f =
+      ether(kEtherIpv6, ipv6({}, udp({})), {{kTpid8021ad, 10}, {kTpid8021Q, 0x2000 | 20}});
+  const ParsedPacket p = parse(f);
+  ASSERT_EQ(p.kind, FrameKind::ip);
+  EXPECT_EQ(p.vlan_count, 2);
+  EXPECT_EQ(p.vlan[0], 10);
+  EXPECT_EQ(p.vlan[1], 20);
+  EXPECT_EQ(p.l3_offset, 22);
+  EXPECT_EQ(p.ip_version, 6);
+  EXPECT_EQ(p.dport, 53);
+}
+
+TEST(ParserVlan, PreStandardQinQTpid) {
+  const Bytes f = ether(kEtherIpv4, ipv4({}, tcp({})), {{0x9100, 30}, {kTpid8021Q, 40}});
+  const ParsedPacket p = parse(f);
+  ASSERT_EQ(p.kind, FrameKind::ip);
+  EXPECT_EQ(p.vlan_count, 2);
+  EXPECT_EQ(p.vlan[0], 30);
+  EXPECT_EQ(p.vlan[1], 40);
+}
+
+TEST(ParserVlan, TagWithoutInnerEtherTypeIsTruncated) {
+  Bytes f = ether(kEtherIpv4, {}, {{kTpid8021Q, 5}});
+  f.resize(16);  // MACs, TPID, TCI; no inner EtherType
+  EXPECT_EQ(reason_of(f), Reason::vlan_truncated);
+}
+
+TEST(ParserVlan, ThirdTagIsTooMany) {
+  const Bytes f =
+      ether(kEtherIpv4, ipv4({}, tcp({})), {{kTpid8021ad, 1}, {kTpid8021Q, 2}, {kTpid8021Q, 3}});
+  EXPECT_EQ(reason_of(f), Reason::vlan_too_many_tags);
+}
+
+// ---------------------------------------------------------------------------
+// IPv4 header
+
+TEST(ParserIpv4, SynFieldsAreInHostOrder) {
+  TcpSpec t;
+  t.sport = 0x1234;
+  t.dport = 0x0050;
+  t.seq = 0xa1b2c3d4;
+  t.ack = 0;
+  t.window = 0xfaf0;
+  Ipv4Spec ip;
+  ip.ttl = 17;
+  const ParsedPacket p = parse(eth_v4(ip, tcp(t)));
+  ASSERT_EQ(p.kind, FrameKind::ip);
+  EXPECT_EQ(p.ip_version, 4);
+  EXPECT_EQ(p.proto, kProtoTcp);
+  EXPECT_EQ(p.hop_limit, 17);
+  EXPECT_EQ(p.src.to_string(), "10.0.0.1");
+  EXPECT_EQ(p.dst.to_string(), "192.0.2.10");
+  EXPECT_TRUE(p.src.is_v4());
+  EXPECT_EQ(p.l3_offset, 14);
+  EXPECT_EQ(p.l4_offset, 34);
+  EXPECT_EQ(p.l4_len, 20);
+  EXPECT_EQ(p.sport, 0x1234);
+  EXPECT_EQ(p.dport, 0x0050);
+  EXPECT_EQ(p.tcp.seq, 0xa1b2c3d4u);
+  EXPECT_EQ(p.tcp.window, 0xfaf0);
+  EXPECT_EQ(p.tcp.flags, kSyn);
+  EXPECT_EQ(p.tcp.header_len, 20);
+  EXPECT_EQ(p.tcp.payload_len, 0);
+  EXPECT_FALSE(p.fragment);
+  EXPECT_TRUE(p.has_l4_header());
+}
+
+TEST(ParserIpv4, ShorterThanMinimalHeaderIsTruncated) {
+  Bytes f = syn_v4();
+  f.resize(14 + 19);
+  EXPECT_EQ(reason_of(f), Reason::ipv4_truncated);
+}
+
+TEST(ParserIpv4, HeaderLengthBeyondFrameIsTruncated) {
+  Ipv4Spec ip;
+  ip.ihl_words = 15;  // 60 bytes claimed, 40 present in all
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_truncated);
+}
+
+TEST(ParserIpv4, VersionOtherThanFourIsBadHeader) {
+  Ipv4Spec ip;
+  ip.version = 6;
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_header);
+}
+
+TEST(ParserIpv4, HeaderLengthBelowFiveWordsIsBadHeader) {
+  Ipv4Spec ip;
+  ip.ihl_words = 4;
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_header);
+}
+
+TEST(ParserIpv4, TotalLengthBeyondFrameIsBadLength) {
+  Ipv4Spec ip;
+  ip.total_length = 41;  // 40 present
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_length);
+}
+
+TEST(ParserIpv4, TotalLengthBelowHeaderIsBadLength) {
+  Ipv4Spec ip;
+  ip.total_length = 19;
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_length);
+}
+
+TEST(ParserIpv4, BadHeaderChecksum) {
+  Ipv4Spec ip;
+  ip.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_checksum);
+}
+
+TEST(ParserIpv4, EthernetPaddingAfterTotalLengthIsIgnored) {
+  // A 54-byte SYN padded to the 60-byte minimum with non-zero filler: the
+  // filler is neither TCP payload nor part of the checksummed bytes.
+  Bytes f = syn_v4();
+  ASSERT_EQ(f.size(), 54u);
+  f.insert(f.end(), 6, 0xaa);
+  const ParsedPacket p = parse(f);
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_len, 20);
+  EXPECT_EQ(p.tcp.payload_len, 0);
+}
+
+TEST(ParserIpv4, PaddedUdpKeepsItsLength) {
+  UdpSpec u;
+  u.payload = {1, 2};
+  Bytes f = eth_v4({}, udp(u));
+  f = pad(f, 60);
+  const ParsedPacket p = parse(f);
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_len, 10);
+}
+
+TEST(ParserIpv4, UnknownProtocolIsParsedWithoutPorts) {
+  const ParsedPacket p = parse(eth_v4({}, raw(47, Bytes(24, 0))));  // GRE
+  ASSERT_EQ(p.kind, FrameKind::ip);
+  EXPECT_EQ(p.proto, 47);
+  EXPECT_EQ(p.sport, 0);
+  EXPECT_EQ(p.dport, 0);
+  EXPECT_EQ(p.l4_len, 24);
+}
+
+// ---------------------------------------------------------------------------
+// IPv4 options (RFC 791 3.1, RFC 7126)
+
+TEST(ParserIpv4Options, NopAndEolAreAccepted) {
+  Ipv4Spec ip;
+  ip.options = {1, 1, 1, 0};
+  const ParsedPacket p = parse(eth_v4(ip, tcp({})));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_offset, 14 + 24);
+  EXPECT_EQ(p.sport, 40000);
+}
+
+TEST(ParserIpv4Options, BytesAfterEndOfListAreNotOptions) {
+  Ipv4Spec ip;
+  ip.options = {0, 131, 1, 0};  // EOL, then what would be a broken LSRR
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), std::nullopt);
+}
+
+TEST(ParserIpv4Options, RecordRouteAndRouterAlertAreAccepted) {
+  Ipv4Spec ip;
+  ip.options = concat({ipv4opt::record_route(2), ipv4opt::nop(), ipv4opt::router_alert()});
+  const ParsedPacket p = parse(eth_v4(ip, udp({})));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_offset, 14 + 20 + 16);
+  EXPECT_EQ(p.dport, 53);
+}
+
+TEST(ParserIpv4Options, LengthBelowTwoIsBad) {
+  Ipv4Spec ip;
+  ip.options = {7, 1, 0, 0};
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_options);
+  ip.options = {7, 0, 0, 0};
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_options);
+}
+
+TEST(ParserIpv4Options, LengthPastHeaderIsBad) {
+  Ipv4Spec ip;
+  ip.options = {7, 5, 4, 0};  // 5 bytes claimed, 4 in the header
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_options);
+}
+
+TEST(ParserIpv4Options, TypeWithoutLengthByteIsBad) {
+  Ipv4Spec ip;
+  ip.options = {1, 1, 1, 7};
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_bad_options);
+}
+
+TEST(ParserIpv4Options, LooseSourceRouteIsDropped) {
+  Ipv4Spec ip;
+  ip.options = ipv4opt::lsrr({"198.51.100.1", "198.51.100.2"});
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_source_route);
+}
+
+TEST(ParserIpv4Options, StrictSourceRouteAfterNopIsDropped) {
+  Ipv4Spec ip;
+  ip.options = concat({ipv4opt::nop(), ipv4opt::ssrr({"198.51.100.1"})});
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp({}))), Reason::ipv4_source_route);
+}
+
+// ---------------------------------------------------------------------------
+// IPv4 fragments (RFC 791, RFC 1858)
+
+// A TCP segment of 20 + 40 bytes split at byte `split` (a multiple of 8).
+struct SplitTcp {
+  Bytes first;
+  Bytes later;
+};
+SplitTcp split_tcp_v4(size_t split) {
+  TcpSpec t;
+  t.flags = kAck;
+  t.payload = Bytes(40, 0x5a);
+  const Bytes whole = tcp_bytes_v4(t);
+  Ipv4Spec first;
+  first.more_fragments = true;
+  Ipv4Spec later;
+  later.frag_offset = static_cast<uint16_t>(split);
+  return {ether(kEtherIpv4, ipv4_raw(first, kProtoTcp, slice(whole, 0, split))),
+          ether(kEtherIpv4, ipv4_raw(later, kProtoTcp, slice(whole, split, whole.size())))};
+}
+
+TEST(ParserIpv4Fragments, FirstFragmentCarriesPorts) {
+  const ParsedPacket p = parse(split_tcp_v4(24).first);
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_TRUE(p.fragment);
+  EXPECT_TRUE(p.first_fragment);
+  EXPECT_TRUE(p.has_l4_header());
+  EXPECT_EQ(p.frag_offset, 0);
+  EXPECT_EQ(p.frag_id, 0x4242u);
+  EXPECT_EQ(p.sport, 40000);
+  EXPECT_EQ(p.dport, 80);
+  EXPECT_EQ(p.l4_len, 24);
+}
+
+TEST(ParserIpv4Fragments, FirstFragmentChecksumIsNotJudged) {
+  // The checksum covers the whole datagram, which no fragment has.
+  TcpSpec t;
+  t.flags = kAck;
+  t.payload = Bytes(40, 1);
+  t.bad_checksum = true;
+  Ipv4Spec first;
+  first.more_fragments = true;
+  const Bytes f = ether(kEtherIpv4, ipv4_raw(first, kProtoTcp, slice(tcp_bytes_v4(t), 0, 24)));
+  EXPECT_EQ(reason_of(f), std::nullopt);
+}
+
+TEST(ParserIpv4Fragments, LaterFragmentHasNoPorts) {
+  const ParsedPacket p = parse(split_tcp_v4(24).later);
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_TRUE(p.fragment);
+  EXPECT_FALSE(p.first_fragment);
+  EXPECT_FALSE(p.has_l4_header());
+  EXPECT_EQ(p.frag_offset, 24);
+  EXPECT_EQ(p.frag_id, 0x4242u);
+  EXPECT_EQ(p.proto, kProtoTcp);
+  EXPECT_EQ(p.sport, 0);
+  EXPECT_EQ(p.dport, 0);
+  EXPECT_EQ(p.l4_len, 36);
+}
+
+TEST(ParserIpv4Fragments, DontFragmentAloneIsAWholeDatagram) {
+  Ipv4Spec ip;
+  ip.dont_fragment = true;
+  const ParsedPacket p = parse(eth_v4(ip, tcp({})));
+  ASSERT_EQ(p.kind, FrameKind::ip);
+  EXPECT_FALSE(p.fragment);
+}
+
+TEST(ParserIpv4Fragments, FirstFragmentShorterThanTcpHeaderIsTinyFragment) {
+  EXPECT_EQ(reason_of(split_tcp_v4(16).first), Reason::frag_first_too_small);
+}
+
+TEST(ParserIpv4Fragments, FirstFragmentCuttingTcpOptionsIsTinyFragment) {
+  // RFC 3128: the header with its options must be in the first fragment.
+  TcpSpec t;
+  t.options = concat({tcpopt::mss(1460), tcpopt::sack_permitted(), tcpopt::timestamp(1, 0),
+                      tcpopt::nop(), tcpopt::wscale(7)});
+  t.payload = Bytes(16, 0);
+  Ipv4Spec first;
+  first.more_fragments = true;
+  const Bytes f = ether(kEtherIpv4, ipv4_raw(first, kProtoTcp, slice(tcp_bytes_v4(t), 0, 24)));
+  EXPECT_EQ(reason_of(f), Reason::frag_first_too_small);
+}
+
+TEST(ParserIpv4Fragments, FirstFragmentShorterThanUdpHeaderIsTinyFragment) {
+  UdpSpec u;
+  u.payload = Bytes(32, 0);
+  Ipv4Spec first;
+  first.more_fragments = true;
+  const Bytes whole = finish_v4(udp(u), first.src, first.dst);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(first, kProtoUdp, slice(whole, 0, 0)))),
+            Reason::frag_first_too_small);
+}
+
+TEST(ParserIpv4Fragments, LaterFragmentInsideTcpHeaderOverlaps) {
+  // RFC 1858 3.2: a fragment at offset 8 would rewrite the TCP flags.
+  EXPECT_EQ(reason_of(split_tcp_v4(8).later), Reason::frag_overlaps_header);
+  EXPECT_EQ(reason_of(split_tcp_v4(16).later), Reason::frag_overlaps_header);
+  EXPECT_EQ(reason_of(split_tcp_v4(24).later), std::nullopt);
+}
+
+TEST(ParserIpv4Fragments, LaterUdpFragmentAtEightDoesNotOverlap) {
+  Ipv4Spec later;
+  later.frag_offset = 8;
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(later, kProtoUdp, Bytes(16, 0)))), std::nullopt);
+}
+
+TEST(ParserIpv4Fragments, ReassemblyBeyond65535IsPingOfDeath) {
+  Ipv4Spec later;
+  later.frag_offset = 65528;  // the largest offset
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(later, kProtoIcmp, Bytes(8, 0)))),
+            Reason::frag_bad_offset);
+  // 20 + 65512 + 3 = 65535: the largest datagram, still legal.
+  later.frag_offset = 65512;
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(later, kProtoIcmp, Bytes(3, 0)))), std::nullopt);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(later, kProtoIcmp, Bytes(4, 0)))),
+            Reason::frag_bad_offset);
+}
+
+// ---------------------------------------------------------------------------
+// IPv6 header and extension headers (RFC 8200, RFC 5095, RFC 4302)
+
+TEST(ParserIpv6, UdpFields) {
+  Ipv6Spec ip;
+  ip.hop_limit = 3;
+  UdpSpec u;
+  u.sport = 5353;
+  u.dport = 5354;
+  u.payload = {1, 2, 3, 4};
+  const ParsedPacket p = parse(eth_v6(ip, udp(u)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.ip_version, 6);
+  EXPECT_EQ(p.proto, kProtoUdp);
+  EXPECT_EQ(p.hop_limit, 3);
+  EXPECT_EQ(p.src.to_string(), "2001:db8::1");
+  EXPECT_EQ(p.dst.to_string(), "2001:db8:1::2");
+  EXPECT_FALSE(p.src.is_v4());
+  EXPECT_EQ(p.l4_offset, 54);
+  EXPECT_EQ(p.l4_len, 12);
+  EXPECT_EQ(p.sport, 5353);
+  EXPECT_EQ(p.dport, 5354);
+}
+
+TEST(ParserIpv6, ShorterThanHeaderIsTruncated) {
+  Bytes f = eth_v6({}, udp({}));
+  f.resize(14 + 39);
+  EXPECT_EQ(reason_of(f), Reason::ipv6_truncated);
+}
+
+TEST(ParserIpv6, VersionOtherThanSixIsBadHeader) {
+  Ipv6Spec ip;
+  ip.version = 4;
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), Reason::ipv6_bad_header);
+}
+
+TEST(ParserIpv6, PayloadLengthBeyondFrameIsBadLength) {
+  Ipv6Spec ip;
+  ip.payload_length = 9;  // 8 present
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), Reason::ipv6_bad_length);
+}
+
+TEST(ParserIpv6, PaddingAfterPayloadIsIgnored) {
+  IcmpSpec echo;
+  echo.type = 128;
+  echo.rest = echo_rest(1, 1);
+  Bytes f = eth_v6({}, icmp6(echo));
+  f.insert(f.end(), 8, 0xee);
+  const ParsedPacket p = parse(f);
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_len, 8);
+}
+
+TEST(ParserIpv6, V4MappedSourceIsDropped) {
+  Ipv6Spec ip;
+  ip.src = "::ffff:10.0.0.1";
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), Reason::ipv6_mapped_address);
+}
+
+TEST(ParserIpv6, V4MappedDestinationIsDropped) {
+  Ipv6Spec ip;
+  ip.dst = "::ffff:192.0.2.10";
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), Reason::ipv6_mapped_address);
+}
+
+TEST(ParserIpv6, V4CompatibleAddressIsNotMapped) {
+  Ipv6Spec ip;
+  ip.src = "::10.0.0.1";  // deprecated, but not an alias of an IPv4 flow
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), std::nullopt);
+}
+
+TEST(ParserIpv6Extensions, HopByHopFirstThenDestinationOptions) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::hop_by_hop(0), ext::dest_opts(1)};
+  TcpSpec t;
+  t.sport = 1111;
+  const ParsedPacket p = parse(eth_v6(ip, tcp(t)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.proto, kProtoTcp);
+  EXPECT_EQ(p.l4_offset, 14 + 40 + 8 + 16);
+  EXPECT_EQ(p.sport, 1111);
+  EXPECT_EQ(p.l4_len, 20);
+}
+
+TEST(ParserIpv6Extensions, HopByHopNotFirstIsBad) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::dest_opts(0), ext::hop_by_hop(0)};
+  EXPECT_EQ(reason_of(eth_v6(ip, tcp({}))), Reason::ipv6_bad_extension);
+}
+
+TEST(ParserIpv6Extensions, RoutingTypeZeroIsDropped) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::routing(0, 1, 1)};
+  EXPECT_EQ(reason_of(eth_v6(ip, tcp({}))), Reason::ipv6_routing_type0);
+  // RFC 5095 deprecates the type whatever the segments left.
+  ip.extensions = {ext::routing(0, 0, 1)};
+  EXPECT_EQ(reason_of(eth_v6(ip, tcp({}))), Reason::ipv6_routing_type0);
+}
+
+TEST(ParserIpv6Extensions, OtherRoutingTypesPass) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::routing(2, 1, 1)};  // Mobile IPv6 (RFC 6275)
+  const ParsedPacket p = parse(eth_v6(ip, tcp({})));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_offset, 14 + 40 + 24);
+}
+
+TEST(ParserIpv6Extensions, AuthenticationHeaderLengthIsInFourByteUnits) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::auth(4)};  // (4 + 2) * 4 = 24 bytes
+  TcpSpec t;
+  t.sport = 2222;
+  t.dport = 3333;
+  const ParsedPacket p = parse(eth_v6(ip, tcp(t)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_offset, 14 + 40 + 24);
+  EXPECT_EQ(p.sport, 2222);
+  EXPECT_EQ(p.dport, 3333);
+}
+
+TEST(ParserIpv6Extensions, AuthenticationHeaderPastPayloadIsBad) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::auth(1)};
+  // Claim 40 bytes of AH when 12 + 8 are present.
+  Bytes body = ipv6(ip, udp({}));
+  body[40 + 1] = 8;
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, body)), Reason::ipv6_bad_extension);
+}
+
+TEST(ParserIpv6Extensions, ExtensionLongerThanPayloadIsBad) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::dest_opts(1)};  // 16 bytes
+  ip.payload_length = 8;
+  Bytes f = ether(kEtherIpv6, ipv6_raw(ip, kProtoUdp, {}));
+  EXPECT_EQ(reason_of(f), Reason::ipv6_bad_extension);
+}
+
+TEST(ParserIpv6Extensions, ExtensionHeaderCutShortIsBad) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::dest_opts(0)};
+  ip.payload_length = 4;
+  Bytes f = ether(kEtherIpv6, ipv6_raw(ip, kProtoUdp, {}));
+  f.resize(14 + 44);
+  EXPECT_EQ(reason_of(f), Reason::ipv6_bad_extension);
+}
+
+TEST(ParserIpv6Extensions, EightExtensionsAreAcceptedNineAreTooMany) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::hop_by_hop(0)};
+  for (int i = 0; i < 7; ++i) ip.extensions.push_back(ext::dest_opts(0));
+  const ParsedPacket p = parse(eth_v6(ip, udp({})));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.l4_offset, 14 + 40 + 64);
+  ip.extensions.push_back(ext::dest_opts(0));
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), Reason::ipv6_too_many_extensions);
+}
+
+TEST(ParserIpv6Extensions, EspEndsTheChainUnparsed) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::dest_opts(0)};
+  const ParsedPacket p = parse(ether(kEtherIpv6, ipv6_raw(ip, 50, Bytes(32, 0x11))));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.proto, 50);
+  EXPECT_EQ(p.l4_len, 32);
+}
+
+// ---------------------------------------------------------------------------
+// IPv6 fragments (RFC 8200 4.5, RFC 6946, RFC 7112)
+
+TEST(ParserIpv6Fragments, FirstAndLaterFragment) {
+  UdpSpec u;
+  u.payload = Bytes(32, 3);
+  const Ipv6Spec base;
+  const Bytes whole = finish_v6(udp(u), base.src, base.dst);
+  Ipv6Spec first = base;
+  first.extensions = {ext::fragment(0, true, 0xdeadbeef)};
+  Ipv6Spec later = base;
+  later.extensions = {ext::fragment(16, false, 0xdeadbeef)};
+
+  const ParsedPacket p1 = parse(ether(kEtherIpv6, ipv6_raw(first, kProtoUdp, slice(whole, 0, 16))));
+  ASSERT_EQ(p1.kind, FrameKind::ip) << reason_name(p1.error);
+  EXPECT_TRUE(p1.fragment);
+  EXPECT_TRUE(p1.first_fragment);
+  EXPECT_EQ(p1.frag_id, 0xdeadbeefu);
+  EXPECT_EQ(p1.proto, kProtoUdp);
+  EXPECT_EQ(p1.sport, 40000);
+  EXPECT_EQ(p1.dport, 53);
+  EXPECT_EQ(p1.l4_offset, 14 + 48);
+
+  const ParsedPacket p2 =
+      parse(ether(kEtherIpv6, ipv6_raw(later, kProtoUdp, slice(whole, 16, whole.size()))));
+  ASSERT_EQ(p2.kind, FrameKind::ip) << reason_name(p2.error);
+  EXPECT_TRUE(p2.fragment);
+  EXPECT_FALSE(p2.first_fragment);
+  EXPECT_FALSE(p2.has_l4_header());
+  EXPECT_EQ(p2.frag_offset, 16);
+  EXPECT_EQ(p2.frag_id, 0xdeadbeefu);
+  EXPECT_EQ(p2.proto, kProtoUdp);
+  EXPECT_EQ(p2.sport, 0);
+  EXPECT_EQ(p2.l4_len, 24);
+}
+
+TEST(ParserIpv6Fragments, AtomicFragmentIsAWholePacket) {
+  // RFC 6946: offset 0 and M clear; processed as if unfragmented, so the
+  // checksum is judged.
+  Ipv6Spec ip;
+  ip.extensions = {ext::fragment(0, false, 77)};
+  const ParsedPacket p = parse(eth_v6(ip, udp({})));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_FALSE(p.fragment);
+  EXPECT_EQ(p.dport, 53);
+  UdpSpec bad;
+  bad.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v6(ip, udp(bad))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserIpv6Fragments, FirstFragmentWithoutWholeHeaderChainIsTooSmall) {
+  // RFC 7112: the first fragment holds the entire header chain.
+  Ipv6Spec ip;
+  ip.extensions = {ext::fragment(0, true, 1), ext::dest_opts(1)};
+  Bytes body = ipv6_raw(ip, kProtoUdp, {});
+  body.resize(40 + 8 + 8);  // the destination options header is cut in half
+  body[4] = 0;
+  body[5] = 16;
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, body)), Reason::frag_first_too_small);
+}
+
+TEST(ParserIpv6Fragments, FirstFragmentCuttingTcpHeaderIsTooSmall) {
+  TcpSpec t;
+  t.payload = Bytes(16, 0);
+  const Ipv6Spec base;
+  const Bytes whole = finish_v6(tcp(t), base.src, base.dst);
+  Ipv6Spec first = base;
+  first.extensions = {ext::fragment(0, true, 9)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(first, kProtoTcp, slice(whole, 0, 16)))),
+            Reason::frag_first_too_small);
+}
+
+TEST(ParserIpv6Fragments, LaterFragmentInsideTcpHeaderOverlaps) {
+  Ipv6Spec later;
+  later.extensions = {ext::fragment(8, false, 9)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(later, kProtoTcp, Bytes(32, 0)))),
+            Reason::frag_overlaps_header);
+}
+
+TEST(ParserIpv6Fragments, ReassemblyBeyond65535IsBadOffset) {
+  Ipv6Spec later;
+  later.extensions = {ext::fragment(65528, false, 9)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(later, kProtoUdp, Bytes(8, 0)))),
+            Reason::frag_bad_offset);
+  // Payload length of the reassembled packet: 8 (fragment header dropped, no
+  // other extension) ... 65520 + 15 = 65535 is the largest.
+  later.extensions = {ext::fragment(65520, false, 9)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(later, kProtoUdp, Bytes(15, 0)))), std::nullopt);
+}
+
+TEST(ParserIpv6Fragments, UnfragmentableHeadersCountTowardsReassembledLength) {
+  // RFC 8200 4.5: the reassembled payload length is the unfragmentable part
+  // (here an 8-byte hop-by-hop header) plus offset plus fragment length:
+  // 8 + 65520 + 8 = 65536.
+  Ipv6Spec later;
+  later.extensions = {ext::hop_by_hop(0), ext::fragment(65520, false, 9)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(later, kProtoUdp, Bytes(8, 0)))),
+            Reason::frag_bad_offset);
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(later, kProtoUdp, Bytes(7, 0)))), std::nullopt);
+}
+
+TEST(ParserIpv6Fragments, TwoFragmentHeadersAreBad) {
+  Ipv6Spec ip;
+  ip.extensions = {ext::fragment(0, true, 1), ext::fragment(0, true, 1)};
+  EXPECT_EQ(reason_of(eth_v6(ip, udp({}))), Reason::ipv6_bad_extension);
+}
+
+// ---------------------------------------------------------------------------
+// TCP header, options and flags (RFC 9293, RFC 7323, RFC 2018)
+
+TEST(ParserTcp, ShorterThanHeaderIsTruncated) {
+  Bytes seg = tcp_bytes_v4({});
+  seg.resize(19);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw({}, kProtoTcp, seg))), Reason::tcp_truncated);
+}
+
+TEST(ParserTcp, DataOffsetBelowFiveIsBadHeader) {
+  TcpSpec t;
+  t.data_offset_words = 4;
+  EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), Reason::tcp_bad_header);
+}
+
+TEST(ParserTcp, DataOffsetPastSegmentIsTruncated) {
+  TcpSpec t;
+  t.data_offset_words = 6;  // 24 bytes claimed, 20 present
+  EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), Reason::tcp_truncated);
+}
+
+TEST(ParserTcp, PayloadLengthExcludesHeaderAndOptions) {
+  TcpSpec t;
+  t.flags = kAck | kPsh;
+  t.options = concat({tcpopt::nop(), tcpopt::nop(), tcpopt::timestamp(5, 6)});
+  t.payload = Bytes(100, 0x61);
+  const ParsedPacket p = parse(eth_v4({}, tcp(t)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.tcp.header_len, 32);
+  EXPECT_EQ(p.tcp.payload_len, 100);
+  EXPECT_EQ(p.l4_len, 132);
+}
+
+TEST(ParserTcp, SynOptions) {
+  TcpSpec t;
+  t.options = concat({tcpopt::mss(1460), tcpopt::sack_permitted(), tcpopt::timestamp(0x01020304, 0),
+                      tcpopt::nop(), tcpopt::wscale(7)});
+  const ParsedPacket p = parse(eth_v4({}, tcp(t)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.tcp.mss, 1460);
+  EXPECT_EQ(p.tcp.wscale, 7);
+  EXPECT_TRUE(p.tcp.sack_permitted);
+  EXPECT_TRUE(p.tcp.has_timestamp);
+  EXPECT_EQ(p.tcp.ts_val, 0x01020304u);
+  EXPECT_EQ(p.tcp.ts_ecr, 0u);
+  EXPECT_EQ(p.tcp.sack_blocks, 0);
+}
+
+TEST(ParserTcp, AbsentOptionsHaveTheirAbsentValues) {
+  const ParsedPacket p = parse(syn_v4());
+  EXPECT_EQ(p.tcp.mss, 0);
+  EXPECT_EQ(p.tcp.wscale, 0xff);
+  EXPECT_FALSE(p.tcp.sack_permitted);
+  EXPECT_FALSE(p.tcp.has_timestamp);
+}
+
+TEST(ParserTcp, WindowScaleAbove14IsTreatedAs14) {
+  // RFC 7323 2.3.
+  EXPECT_EQ(parse(tcp_v4_with_options(tcpopt::wscale(14))).tcp.wscale, 14);
+  EXPECT_EQ(parse(tcp_v4_with_options(tcpopt::wscale(15))).tcp.wscale, 14);
+  EXPECT_EQ(parse(tcp_v4_with_options(tcpopt::wscale(255))).tcp.wscale, 14);
+  EXPECT_EQ(parse(tcp_v4_with_options(tcpopt::wscale(0))).tcp.wscale, 0);
+}
+
+TEST(ParserTcp, SackRightEdgeIsTheHighestOfAllBlocks) {
+  const ParsedPacket p =
+      parse(tcp_v4_with_options(tcpopt::sack({{100, 200}, {500, 900}, {300, 400}}), kAck));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.tcp.sack_blocks, 3);
+  EXPECT_EQ(p.tcp.sack_right, 900u);
+}
+
+TEST(ParserTcp, SackRightEdgeComparesInSequenceSpace) {
+  // Across the wrap 0x20 is after 0xfffffffc.
+  EXPECT_EQ(parse(tcp_v4_with_options(tcpopt::sack({{0xfffffff0, 0xfffffffc}, {0x10, 0x20}}), kAck))
+                .tcp.sack_right,
+            0x20u);
+  EXPECT_EQ(parse(tcp_v4_with_options(tcpopt::sack({{0x10, 0x20}, {0xfffffff0, 0xfffffffc}}), kAck))
+                .tcp.sack_right,
+            0x20u);
+}
+
+TEST(ParserTcp, SackAndTimestampTogether) {
+  const ParsedPacket p = parse(tcp_v4_with_options(
+      concat({tcpopt::nop(), tcpopt::nop(), tcpopt::timestamp(9, 8), tcpopt::nop(), tcpopt::nop(),
+              tcpopt::sack({{1000, 2000}, {3000, 4000}, {5000, 6000}})}),
+      kAck));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.tcp.sack_blocks, 3);
+  EXPECT_EQ(p.tcp.sack_right, 6000u);
+  EXPECT_EQ(p.tcp.ts_val, 9u);
+  EXPECT_EQ(p.tcp.ts_ecr, 8u);
+}
+
+TEST(ParserTcp, UnknownOptionIsSkippedByItsLength) {
+  const ParsedPacket p = parse(tcp_v4_with_options({30, 4, 0xff, 0xff, 2, 4, 0x05, 0xb4}));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.tcp.mss, 1460);
+}
+
+TEST(ParserTcp, BytesAfterEndOfOptionListAreIgnored) {
+  const ParsedPacket p = parse(tcp_v4_with_options({0, 2, 1, 0}));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.tcp.mss, 0);
+}
+
+TEST(ParserTcp, BadOptionLengths) {
+  const std::vector<Bytes> bad = {
+      {2, 3, 5, 0},                           // MSS of length 3
+      {3, 4, 7, 0},                           // window scale of length 4
+      {4, 3, 0, 0},                           // SACK permitted of length 3
+      {5, 2, 0, 0},                           // SACK with no block
+      {5, 11, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0},  // SACK not a whole number of blocks
+      {8, 8, 0, 0, 0, 1, 0, 0},               // timestamps of length 8
+      {30, 1, 0, 0},                          // length below 2
+      {30, 0, 0, 0},                          // length 0 would loop forever
+      {30, 9, 0, 0},                          // runs past the header
+      {1, 1, 1, 30},                          // kind without a length byte
+  };
+  for (const Bytes& options : bad) {
+    TcpSpec t;
+    t.flags = kAck;
+    t.options = options;
+    EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), Reason::tcp_bad_options)
+        << "options starting " << int(options[0]) << "," << int(options[1]);
+  }
+}
+
+TEST(ParserTcp, ValidFlagCombinations) {
+  for (uint8_t flags :
+       {kSyn, uint8_t(kSyn | kAck), kAck, uint8_t(kAck | kPsh), uint8_t(kFin | kAck),
+        uint8_t(kFin | kAck | kPsh), kRst, uint8_t(kRst | kAck), uint8_t(kSyn | kEce | kCwr),
+        uint8_t(kSyn | kAck | kEce), uint8_t(kAck | kUrg), uint8_t(kFin | kAck | kUrg),
+        uint8_t(kAck | kCwr), uint8_t(kSyn | kUrg)}) {
+    TcpSpec t;
+    t.flags = flags;
+    EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), std::nullopt) << "flags " << int(flags);
+  }
+}
+
+TEST(ParserTcp, InvalidFlagCombinations) {
+  for (uint8_t flags : {uint8_t(0), kFin, kPsh, kUrg, uint8_t(kSyn | kFin), uint8_t(kSyn | kRst),
+                        uint8_t(kSyn | kFin | kAck), uint8_t(kRst | kFin),
+                        uint8_t(kRst | kFin | kAck), uint8_t(kFin | kPsh | kUrg),
+                        uint8_t(kSyn | kFin | kRst | kPsh | kAck | kUrg), uint8_t(kFin | kUrg)}) {
+    TcpSpec t;
+    t.flags = flags;
+    EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), Reason::tcp_bad_flags) << "flags " << int(flags);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// UDP (RFC 768)
+
+TEST(ParserUdp, ShorterThanHeaderIsTruncated) {
+  Bytes d = finish_v4(udp({}), "10.0.0.1", "192.0.2.10");
+  d.resize(7);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw({}, kProtoUdp, d))), Reason::udp_truncated);
+}
+
+TEST(ParserUdp, LengthBelowHeaderIsBad) {
+  UdpSpec u;
+  u.length = 7;
+  EXPECT_EQ(reason_of(eth_v4({}, udp(u))), Reason::udp_bad_length);
+}
+
+TEST(ParserUdp, LengthBeyondDatagramIsBad) {
+  UdpSpec u;
+  u.payload = {1, 2, 3};
+  u.length = 12;
+  EXPECT_EQ(reason_of(eth_v4({}, udp(u))), Reason::udp_bad_length);
+}
+
+TEST(ParserUdp, BytesAfterUdpLengthAreTolerated) {
+  // The IP payload is longer than the UDP length: the checksum covers the
+  // UDP length only (RFC 768; RFC 8200 8.1 for the pseudo-header length).
+  UdpSpec u;
+  u.payload = {1, 2, 3, 4};
+  const Bytes datagram = finish_v4(udp(u), "10.0.0.1", "192.0.2.10");
+  const Bytes ip_payload = concat({datagram, Bytes{9, 9, 9, 9}});
+  const ParsedPacket p = parse(ether(kEtherIpv4, ipv4_raw({}, kProtoUdp, ip_payload)));
+  EXPECT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.dport, 53);
+}
+
+TEST(ParserUdp, TrailingBytesDoNotHideABadChecksum) {
+  UdpSpec u;
+  u.payload = {1, 2, 3, 4};
+  u.bad_checksum = true;
+  const Bytes datagram = finish_v4(udp(u), "10.0.0.1", "192.0.2.10");
+  const Bytes ip_payload = concat({datagram, Bytes{9, 9, 9, 9}});
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw({}, kProtoUdp, ip_payload))),
+            Reason::bad_l4_checksum);
+}
+
+TEST(ParserUdp, ZeroChecksumIsAllowedOverIpv4) {
+  UdpSpec u;
+  u.zero_checksum = true;
+  EXPECT_EQ(reason_of(eth_v4({}, udp(u))), std::nullopt);
+}
+
+TEST(ParserUdp, ZeroChecksumIsRejectedOverIpv6) {
+  UdpSpec u;
+  u.zero_checksum = true;
+  EXPECT_EQ(reason_of(eth_v6({}, udp(u))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserUdp, BadChecksumBothFamilies) {
+  UdpSpec u;
+  u.payload = {0xde, 0xad};
+  EXPECT_EQ(reason_of(eth_v4({}, udp(u))), std::nullopt);
+  EXPECT_EQ(reason_of(eth_v6({}, udp(u))), std::nullopt);
+  u.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v4({}, udp(u))), Reason::bad_l4_checksum);
+  EXPECT_EQ(reason_of(eth_v6({}, udp(u))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserUdp, OddLengthPayloadChecksum) {
+  UdpSpec u;
+  u.payload = {1, 2, 3, 4, 5};
+  EXPECT_EQ(reason_of(eth_v4({}, udp(u))), std::nullopt);
+  EXPECT_EQ(reason_of(eth_v6({}, udp(u))), std::nullopt);
+}
+
+// ---------------------------------------------------------------------------
+// Checksums and offload hints
+
+TEST(ParserChecksum, TcpChecksumIncludesPseudoHeader) {
+  TcpSpec t;
+  t.payload = {1, 2, 3};
+  // Checksummed for another destination: the segment bytes alone are fine.
+  const Bytes seg = finish_v4(tcp(t), "10.0.0.1", "192.0.2.11");
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw({}, kProtoTcp, seg))), Reason::bad_l4_checksum);
+  EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), std::nullopt);
+}
+
+TEST(ParserChecksum, BadTcpChecksumBothFamilies) {
+  TcpSpec t;
+  t.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v4({}, tcp(t))), Reason::bad_l4_checksum);
+  EXPECT_EQ(reason_of(eth_v6({}, tcp(t))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserChecksum, IcmpChecksum) {
+  IcmpSpec e;
+  e.rest = echo_rest(7, 1);
+  e.payload = {1, 2, 3};
+  EXPECT_EQ(reason_of(eth_v4({}, icmp4(e))), std::nullopt);
+  e.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v4({}, icmp4(e))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserChecksum, Icmpv6ChecksumIncludesPseudoHeader) {
+  IcmpSpec e;
+  e.type = 128;
+  e.rest = echo_rest(7, 1);
+  EXPECT_EQ(reason_of(eth_v6({}, icmp6(e))), std::nullopt);
+  // Summed like ICMPv4, without the pseudo-header (RFC 4443 2.3 forbids).
+  Upper no_pseudo = icmp6(e);
+  no_pseudo.pseudo_header = false;
+  EXPECT_EQ(reason_of(eth_v6({}, no_pseudo)), Reason::bad_l4_checksum);
+  e.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v6({}, icmp6(e))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserChecksum, VerificationOffSkipsEveryChecksum) {
+  Ipv4Spec ip;
+  ip.bad_checksum = true;
+  TcpSpec t;
+  t.bad_checksum = true;
+  ParseOptions off;
+  off.verify_checksums = false;
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp(t)), off), std::nullopt);
+  UdpSpec u;
+  u.bad_checksum = true;
+  EXPECT_EQ(reason_of(eth_v6({}, udp(u)), off), std::nullopt);
+  // Still parsed, not just waved through.
+  TcpSpec flags;
+  flags.flags = kSyn | kFin;
+  EXPECT_EQ(reason_of(eth_v4({}, tcp(flags)), off), Reason::tcp_bad_flags);
+}
+
+TEST(ParserChecksum, NicSaysGoodSkipsSoftwareCheck) {
+  Ipv4Spec ip;
+  ip.bad_checksum = true;
+  TcpSpec t;
+  t.bad_checksum = true;
+  OffloadHints good{ChecksumHint::good, ChecksumHint::good};
+  EXPECT_EQ(reason_of(eth_v4(ip, tcp(t)), {}, good), std::nullopt);
+}
+
+TEST(ParserChecksum, NicSaysBadDropsEvenIfCorrect) {
+  EXPECT_EQ(reason_of(syn_v4(), {}, {ChecksumHint::bad, ChecksumHint::unknown}),
+            Reason::ipv4_bad_checksum);
+  EXPECT_EQ(reason_of(syn_v4(), {}, {ChecksumHint::unknown, ChecksumHint::bad}),
+            Reason::bad_l4_checksum);
+}
+
+// ---------------------------------------------------------------------------
+// ICMP and ICMPv6 (RFC 792, RFC 4443, RFC 4861)
+
+TEST(ParserIcmp, ShorterThanHeaderIsTruncated) {
+  Bytes m = finish_v4(icmp4({}), "10.0.0.1", "192.0.2.10");
+  m.resize(7);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw({}, kProtoIcmp, m))), Reason::icmp_truncated);
+}
+
+TEST(ParserIcmp, EchoRequestKeysOnIdentifierAsSourcePort) {
+  IcmpSpec e;
+  e.type = 8;
+  e.rest = echo_rest(0x1234, 9);
+  const ParsedPacket p = parse(eth_v4({}, icmp4(e)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_request);
+  EXPECT_EQ(p.icmp.id, 0x1234);
+  EXPECT_EQ(p.sport, 0x1234);
+  EXPECT_EQ(p.dport, 0);
+}
+
+TEST(ParserIcmp, EchoReplyKeysOnIdentifierAsDestinationPort) {
+  IcmpSpec e;
+  e.type = 0;
+  e.rest = echo_rest(0x1234, 9);
+  const ParsedPacket p = parse(eth_v4({}, icmp4(e)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_reply);
+  EXPECT_EQ(p.sport, 0);
+  EXPECT_EQ(p.dport, 0x1234);
+}
+
+TEST(ParserIcmp, Icmpv6EchoKeys) {
+  IcmpSpec e;
+  e.type = 128;
+  e.rest = echo_rest(0x4321, 1);
+  ParsedPacket p = parse(eth_v6({}, icmp6(e)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_request);
+  EXPECT_EQ(p.sport, 0x4321);
+  EXPECT_EQ(p.dport, 0);
+  e.type = 129;
+  p = parse(eth_v6({}, icmp6(e)));
+  EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_reply);
+  EXPECT_EQ(p.sport, 0);
+  EXPECT_EQ(p.dport, 0x4321);
+}
+
+TEST(ParserIcmp, IcmpOverIpv6AndIcmpv6OverIpv4AreUnsupported) {
+  IcmpSpec e;
+  EXPECT_EQ(reason_of(eth_v6({}, icmp4(e))), Reason::unsupported_protocol);
+  e.type = 128;
+  EXPECT_EQ(reason_of(eth_v4({}, icmp6(e))), Reason::unsupported_protocol);
+}
+
+TEST(ParserIcmp, InformationalTypesAreOther) {
+  IcmpSpec timestamp;
+  timestamp.type = 13;
+  timestamp.payload = Bytes(12, 0);
+  EXPECT_EQ(parse(eth_v4({}, icmp4(timestamp))).icmp.kind, IcmpHeaderInfo::Kind::other);
+  IcmpSpec redirect;
+  redirect.type = 5;  // carries an inner header, but is not an error to relate
+  redirect.payload = Bytes(28, 0);
+  EXPECT_EQ(parse(eth_v4({}, icmp4(redirect))).icmp.kind, IcmpHeaderInfo::Kind::other);
+}
+
+TEST(ParserIcmp, NeighbourDiscoveryTypes) {
+  for (uint8_t type : {133, 134, 135, 136, 137}) {
+    IcmpSpec nd;
+    nd.type = type;
+    nd.payload = Bytes(16, 0);
+    Ipv6Spec ip;
+    ip.hop_limit = 255;
+    const ParsedPacket p = parse(eth_v6(ip, icmp6(nd)));
+    ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+    EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::neighbor_discovery) << int(type);
+    EXPECT_EQ(p.hop_limit, 255);
+  }
+}
+
+// An IPv4 packet from 10.0.0.1 to 192.0.2.10, quoted as an ICMP error does:
+// its header and the first `l4_bytes` of its payload.
+Bytes quoted_v4(const Upper& upper, size_t l4_bytes, Ipv4Spec ip = {}) {
+  Bytes q = ipv4(ip, upper);
+  q.resize(20 + ip.options.size() + l4_bytes);
+  return q;
+}
+
+Bytes icmp4_error(uint8_t type, uint8_t code, const Bytes& quoted) {
+  IcmpSpec e;
+  e.type = type;
+  e.code = code;
+  e.payload = quoted;
+  Ipv4Spec outer;
+  outer.src = "198.51.100.1";  // a router on the path
+  outer.dst = "10.0.0.1";      // back to the sender of the quoted packet
+  return eth_v4(outer, icmp4(e));
+}
+
+TEST(ParserIcmpErrors, DestinationUnreachableQuotingTcp) {
+  TcpSpec t;
+  t.sport = 40001;
+  t.dport = 443;
+  t.seq = 0x11223344;
+  const ParsedPacket p = parse(icmp4_error(3, 4, quoted_v4(tcp(t), 8)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::error);
+  EXPECT_EQ(p.icmp.type, 3);
+  EXPECT_EQ(p.icmp.code, 4);
+  EXPECT_EQ(p.icmp.inner.src.to_string(), "10.0.0.1");
+  EXPECT_EQ(p.icmp.inner.dst.to_string(), "192.0.2.10");
+  EXPECT_EQ(p.icmp.inner.proto, kProtoTcp);
+  EXPECT_EQ(p.icmp.inner.sport, 40001);
+  EXPECT_EQ(p.icmp.inner.dport, 443);
+  EXPECT_EQ(p.icmp.inner.tcp_seq, 0x11223344u);
+  EXPECT_EQ(p.src.to_string(), "198.51.100.1");
+}
+
+TEST(ParserIcmpErrors, TimeExceededQuotingUdpWithOptions) {
+  UdpSpec u;
+  u.sport = 33434;
+  u.dport = 33435;
+  Ipv4Spec inner;
+  inner.options = concat({ipv4opt::record_route(1), ipv4opt::nop()});
+  const ParsedPacket p = parse(icmp4_error(11, 0, quoted_v4(udp(u), 8, inner)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.inner.proto, kProtoUdp);
+  EXPECT_EQ(p.icmp.inner.sport, 33434);
+  EXPECT_EQ(p.icmp.inner.dport, 33435);
+}
+
+TEST(ParserIcmpErrors, QuotingEchoRequestKeysLikeTheRequest) {
+  IcmpSpec e;
+  e.type = 8;
+  e.rest = echo_rest(0x0bad, 3);
+  const ParsedPacket p = parse(icmp4_error(3, 1, quoted_v4(icmp4(e), 8)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.inner.proto, kProtoIcmp);
+  EXPECT_EQ(p.icmp.inner.icmp_type, 8);
+  EXPECT_EQ(p.icmp.inner.sport, 0x0bad);
+  EXPECT_EQ(p.icmp.inner.dport, 0);
+}
+
+TEST(ParserIcmpErrors, QuotingMoreThanEightBytesIsFine) {
+  TcpSpec t;
+  t.payload = Bytes(30, 0);
+  const ParsedPacket p = parse(icmp4_error(3, 3, quoted_v4(tcp(t), 50)));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.inner.dport, 80);
+}
+
+TEST(ParserIcmpErrors, InnerTransportCutShortIsBadInner) {
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, quoted_v4(tcp({}), 7))), Reason::icmp_bad_inner);
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, quoted_v4(udp({}), 4))), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, InnerIpHeaderCutShortIsBadInner) {
+  Bytes q = ipv4({}, tcp({}));
+  q.resize(19);
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, q)), Reason::icmp_bad_inner);
+  EXPECT_EQ(reason_of(icmp4_error(11, 0, {})), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, InnerHeaderLengthPastQuoteIsBadInner) {
+  Ipv4Spec inner;
+  inner.ihl_words = 15;
+  Bytes q = ipv4(inner, tcp({}));
+  q.resize(28);
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, q)), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, ErrorAboutAnErrorIsBadInner) {
+  // RFC 1122 3.2.2: no ICMP error is sent about an ICMP error.
+  IcmpSpec inner_error;
+  inner_error.type = 3;
+  inner_error.payload = quoted_v4(tcp({}), 8);
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, quoted_v4(icmp4(inner_error), 8))), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, ErrorAboutAnEchoReplyIsBadInner) {
+  // Only echo requests open flows, so only they can be related.
+  IcmpSpec reply;
+  reply.type = 0;
+  reply.rest = echo_rest(1, 1);
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, quoted_v4(icmp4(reply), 8))), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, QuotingALaterFragmentIsBadInner) {
+  Ipv4Spec inner;
+  inner.frag_offset = 64;
+  Bytes q = ipv4_raw(inner, kProtoTcp, Bytes(8, 0));
+  EXPECT_EQ(reason_of(icmp4_error(3, 3, q)), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, ErrorInAFirstFragmentTooSmallForInnerIsTinyFragment) {
+  IcmpSpec e;
+  e.type = 3;
+  e.payload = quoted_v4(tcp({}), 8);
+  Ipv4Spec outer;
+  outer.src = "198.51.100.1";
+  outer.dst = "10.0.0.1";
+  outer.more_fragments = true;
+  const Bytes whole = finish_v4(icmp4(e), outer.src, outer.dst);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(outer, kProtoIcmp, slice(whole, 0, 24)))),
+            Reason::frag_first_too_small);
+}
+
+Bytes icmp6_error(uint8_t type, const Bytes& quoted, uint32_t rest = 0) {
+  IcmpSpec e;
+  e.type = type;
+  e.rest = rest;
+  e.payload = quoted;
+  Ipv6Spec outer;
+  outer.src = "2001:db8:ffff::1";
+  outer.dst = "2001:db8::1";
+  return eth_v6(outer, icmp6(e));
+}
+
+TEST(ParserIcmpErrors, PacketTooBigQuotingTcpOverIpv6) {
+  TcpSpec t;
+  t.sport = 50000;
+  t.dport = 22;
+  t.seq = 0xfeedface;
+  t.payload = Bytes(1400, 0);
+  Bytes q = ipv6({}, tcp(t));
+  q.resize(1232);  // RFC 4443 2.4(c): as much as fits in the minimum MTU
+  const ParsedPacket p = parse(icmp6_error(2, q, 1280));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::error);
+  EXPECT_EQ(p.icmp.inner.src.to_string(), "2001:db8::1");
+  EXPECT_EQ(p.icmp.inner.dst.to_string(), "2001:db8:1::2");
+  EXPECT_EQ(p.icmp.inner.proto, kProtoTcp);
+  EXPECT_EQ(p.icmp.inner.sport, 50000);
+  EXPECT_EQ(p.icmp.inner.dport, 22);
+  EXPECT_EQ(p.icmp.inner.tcp_seq, 0xfeedfaceu);
+}
+
+TEST(ParserIcmpErrors, Icmpv6ErrorQuotingExtensionChain) {
+  Ipv6Spec inner;
+  inner.extensions = {ext::hop_by_hop(0), ext::fragment(0, true, 5)};
+  UdpSpec u;
+  u.sport = 1000;
+  u.dport = 2000;
+  const ParsedPacket p = parse(icmp6_error(1, ipv6(inner, udp(u))));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.inner.proto, kProtoUdp);
+  EXPECT_EQ(p.icmp.inner.sport, 1000);
+  EXPECT_EQ(p.icmp.inner.dport, 2000);
+}
+
+TEST(ParserIcmpErrors, Icmpv6ErrorQuotingEchoRequest) {
+  IcmpSpec e;
+  e.type = 128;
+  e.rest = echo_rest(0x7777, 1);
+  const ParsedPacket p = parse(icmp6_error(3, ipv6({}, icmp6(e))));
+  ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.icmp.inner.proto, kProtoIcmpV6);
+  EXPECT_EQ(p.icmp.inner.sport, 0x7777);
+  EXPECT_EQ(p.icmp.inner.dport, 0);
+}
+
+TEST(ParserIcmpErrors, Icmpv6ErrorAboutAnErrorIsBadInner) {
+  const Bytes inner_error = ipv6({}, icmp6({1, 0, 0, Bytes(48, 0), false}));
+  EXPECT_EQ(reason_of(icmp6_error(1, inner_error)), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, Icmpv6ErrorQuotingMappedAddressIsBadInner) {
+  Ipv6Spec inner;
+  inner.src = "::ffff:10.0.0.1";
+  EXPECT_EQ(reason_of(icmp6_error(1, ipv6(inner, udp({})))), Reason::icmp_bad_inner);
+}
+
+TEST(ParserIcmpErrors, Icmpv6ErrorWithTruncatedInnerIsBadInner) {
+  Bytes q = ipv6({}, tcp({}));
+  q.resize(40 + 7);
+  EXPECT_EQ(reason_of(icmp6_error(1, q)), Reason::icmp_bad_inner);
+  q.resize(39);
+  EXPECT_EQ(reason_of(icmp6_error(1, q)), Reason::icmp_bad_inner);
+}
+
+// ---------------------------------------------------------------------------
+// Robustness: every prefix of a valid frame parses without reading past it.
+
+TEST(ParserRobustness, EveryTruncationOfAnIcmpErrorIsMalformed) {
+  Ipv6Spec inner;
+  inner.extensions = {ext::hop_by_hop(0), ext::dest_opts(0)};
+  const Bytes full = ether(kEtherIpv6, Bytes{}, {{kTpid8021Q, 9}});
+  const Bytes frame = concat({full, ipv6({}, icmp6({1, 0, 0, ipv6(inner, tcp({})), false}))});
+  ASSERT_EQ(reason_of(frame), std::nullopt);
+  for (size_t len = 0; len < frame.size(); ++len) {
+    const Bytes cut(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(len));
+    const ParsedPacket p = parse(cut);
+    EXPECT_EQ(p.kind, FrameKind::malformed) << "length " << len;
+  }
+}
+
+TEST(ParserRobustness, EveryTruncationOfATcpSynWithOptionsIsMalformed) {
+  Ipv4Spec ip;
+  ip.options = ipv4opt::record_route(1);
+  TcpSpec t;
+  t.options = concat({tcpopt::mss(1460), tcpopt::sack_permitted(), tcpopt::timestamp(1, 0),
+                      tcpopt::nop(), tcpopt::wscale(7)});
+  const Bytes frame = eth_v4(ip, tcp(t));
+  ASSERT_EQ(reason_of(frame), std::nullopt);
+  for (size_t len = 0; len < frame.size(); ++len) {
+    const Bytes cut(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(len));
+    EXPECT_EQ(parse(cut).kind, FrameKind::malformed) << "length " << len;
+  }
+}
+
+}  // namespace
+}  // namespace holdfast
