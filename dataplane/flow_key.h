@@ -3,10 +3,9 @@
 // keep in sync, half the table memory of a two-entry design).
 #pragma once
 
-#include <rte_hash_crc.h>
-
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "dataplane/ip_address.h"
 
@@ -50,27 +49,6 @@ inline FlowKey make_flow_key(const IpAddr& src, uint16_t sport, const IpAddr& ds
   k.proto = proto;
   k.zone = zone;
   return k;
-}
-
-inline uint32_t flow_key_hash(const FlowKey& k) {
-  return rte_hash_crc(&k, sizeof k, 0x9e3779b9);
-}
-
-// Which worker owns the connections between two addresses. Symmetric in its
-// arguments and independent of ports, so both directions, every fragment
-// and every ICMP error about a flow (hashed on the quoted addresses) reach
-// the same worker. Mirrors symmetric IP-only RSS on the NICs.
-inline uint32_t steering_hash(const IpAddr& a, const IpAddr& b) {
-  uint32_t ha = rte_hash_crc(a.bytes.data(), 16, 0);
-  uint32_t hb = rte_hash_crc(b.bytes.data(), 16, 0);
-  uint32_t h = ha ^ hb;
-  // Final avalanche (murmur3 fmix32) so the low bits used for modulo mix.
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
 }
 
 }  // namespace holdfast

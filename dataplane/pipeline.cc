@@ -104,7 +104,11 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
         v = open(p, keys[j], src_is_lo[j], positions + j + 1, static_cast<uint16_t>(m - j - 1));
       }
     }
-    if (p.kind == FrameKind::ip && p.first_fragment) record_first_fragment(p, v);
+    // Later fragments take this verdict; with no room to remember it they
+    // would all be dropped as orphans, so the first goes too (fail closed).
+    if (p.kind == FrameKind::ip && p.first_fragment && !record_first_fragment(p, v) && v.pass()) {
+      v.reason = Reason::frag_table_full;
+    }
     ++counters_.reasons[static_cast<size_t>(v.reason)];
     verdicts[i] = v;
   }
@@ -115,13 +119,18 @@ Verdict Pipeline::decide_l2(const ParsedPacket& p) {
   return {0, settings_.l2.non_ip ? Reason::non_ip : Reason::non_ip_denied};
 }
 
-Verdict Pipeline::decide_later_fragment(const ParsedPacket& p) {
+Pipeline::FragKey Pipeline::fragment_key(const ParsedPacket& p) {
   FragKey key;
   key.src = p.src;
   key.dst = p.dst;
   key.id = p.frag_id;
-  key.proto = p.ip_version == 4 ? p.proto : 0;
+  key.proto = p.ip_version == 4 ? p.proto : 0;  // IPv6 identifies by addresses and ID alone
   key.zone = p.zone;
+  return key;
+}
+
+Verdict Pipeline::decide_later_fragment(const ParsedPacket& p) {
+  const FragKey key = fragment_key(p);
   const int32_t pos = fragments_->lookup(key);
   if (pos < 0) return {0, Reason::frag_without_first};
   const FragEntry& e = fragments_->at(static_cast<uint32_t>(pos));
@@ -131,26 +140,17 @@ Verdict Pipeline::decide_later_fragment(const ParsedPacket& p) {
   return {e.conn_id, reason_passes(e.reason) ? Reason::fragment : Reason::frag_of_dropped};
 }
 
-void Pipeline::record_first_fragment(const ParsedPacket& p, const Verdict& v) {
-  FragKey key;
-  key.src = p.src;
-  key.dst = p.dst;
-  key.id = p.frag_id;
-  key.proto = p.ip_version == 4 ? p.proto : 0;
-  key.zone = p.zone;
+bool Pipeline::record_first_fragment(const ParsedPacket& p, const Verdict& v) {
+  const FragKey key = fragment_key(p);
   int32_t pos = fragments_->lookup(key);
   if (pos < 0) pos = fragments_->insert(key);
-  if (pos < 0) {
-    // No room to remember the verdict: the later fragments would be dropped
-    // as orphans anyway. Counted; the first fragment's own verdict stands.
-    ++counters_.reasons[static_cast<size_t>(Reason::frag_table_full)];
-    return;
-  }
+  if (pos < 0) return false;
   FragEntry& e = fragments_->at(static_cast<uint32_t>(pos));
   e.used = true;
   e.conn_id = v.conn_id;
   e.created_ms = now_ms_;
   e.reason = v.reason;
+  return true;
 }
 
 Verdict Pipeline::decide_icmp_error(const ParsedPacket& p) {

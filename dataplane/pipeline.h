@@ -127,6 +127,7 @@ class Pipeline {
 
   Pipeline() = default;
 
+  static FragKey fragment_key(const ParsedPacket& p);
   Verdict decide_l2(const ParsedPacket& p);
   Verdict decide_later_fragment(const ParsedPacket& p);
   Verdict decide_icmp_error(const ParsedPacket& p);
@@ -140,7 +141,8 @@ class Pipeline {
   // Reason::new_connection when allowed.
   Reason admit(const ParsedPacket& p);
   void init_connection(Connection& c, const ParsedPacket& p, bool src_is_lo);
-  void record_first_fragment(const ParsedPacket& p, const Verdict& v);
+  // Remembers a first fragment's verdict for the later ones; false when full.
+  bool record_first_fragment(const ParsedPacket& p, const Verdict& v);
   bool expired(const Connection& c) const;
   // Frees up to `budget` idle entries that no packet of the current burst
   // refers to. Returns whether anything was freed.

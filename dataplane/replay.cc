@@ -1,8 +1,8 @@
 #include "dataplane/replay.h"
 
-#include "dataplane/flow_key.h"
 #include "dataplane/parser.h"
 #include "dataplane/stats.h"
+#include "dataplane/steering.h"
 
 namespace holdfast {
 
@@ -19,20 +19,12 @@ std::unique_ptr<Replay> Replay::create(const Config& config, unsigned workers, s
   return r;
 }
 
-unsigned Replay::worker_of(const ParsedPacket& p, unsigned workers) {
-  if (workers <= 1 || p.kind != FrameKind::ip) return 0;
-  const bool quoted = p.is_icmp() && p.icmp.kind == IcmpHeaderInfo::Kind::error;
-  const uint32_t h =
-      quoted ? steering_hash(p.icmp.inner.src, p.icmp.inner.dst) : steering_hash(p.src, p.dst);
-  return h % workers;
-}
-
 Replay::Result Replay::feed(const uint8_t* frame, uint32_t len, uint64_t ts_ns) {
   ParsedPacket p;
   parse_frame(frame, len, Side::outside, 0, config_.parse, p);
   // Malformed packets count too once their source address was read.
   if (p.ip_version != 0 && config_.is_inside(p.src)) p.side = Side::inside;
-  Pipeline& pipeline = *pipelines_[worker_of(p, workers())];
+  Pipeline& pipeline = *pipelines_[owner_worker(p, workers())];
   Result r;
   r.side = p.side;
   pipeline.process(&p, 1, ts_ns, &r.verdict);

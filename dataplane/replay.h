@@ -2,7 +2,7 @@
 //
 // A frame whose source address lies in inside_networks arrives on the inside
 // port, any other frame on the outside port. Frames go to pipelines by the
-// same symmetric steering hash as in the dataplane, in capture order, and
+// dataplane's steering (dataplane/steering.h), in capture order, and
 // the clock is the capture's timestamps, so every run over the same capture
 // gives the same verdicts, whatever the number of pipelines.
 #pragma once
@@ -34,9 +34,6 @@ class Replay {
 
   nlohmann::json stats() const;
   unsigned workers() const { return static_cast<unsigned>(pipelines_.size()); }
-
-  // Which pipeline a parsed frame belongs to.
-  static unsigned worker_of(const ParsedPacket& p, unsigned workers);
 
  private:
   Replay() = default;

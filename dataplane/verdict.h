@@ -73,8 +73,7 @@ namespace holdfast {
   X(tcp_bad_synack, false)       /* SYN/ACK that does not acknowledge the SYN */    \
   X(icmp_no_request, false)      /* echo reply with no tracked request */           \
   X(icmp_error_unrelated, false) /* ICMP error about no tracked connection */       \
-  X(conn_table_full, false)                                                         \
-  X(handoff_full, false) /* cross-worker ring full (dataplane only) */
+  X(conn_table_full, false)
 
 enum class Reason : uint8_t {
 #define HOLDFAST_REASON_ENUM(name, passes) name,

@@ -1,0 +1,38 @@
+// NIC ports: resolving the configured device names, configuring queues,
+// symmetric IP-only RSS and the redirection table, and starting them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "control/config.h"
+#include "dataplane/packet.h"
+
+struct rte_mempool;
+
+namespace holdfast {
+
+struct PortInfo {
+  std::string name;
+  uint16_t port_id = 0;
+  uint16_t peer_id = 0;  // the other port of the pair: where passed frames leave
+  Side side = Side::inside;
+  uint8_t zone = 0;          // index of the pair
+  uint16_t rx_queues = 0;    // workers below this poll their own queue
+  bool rss = false;          // NIC spreads packets over rx_queues by address pair
+  bool rx_checksum = false;  // NIC reports checksum status
+};
+
+// Finds and configures every port of every pair for `workers` workers: one
+// TX queue per worker (required), up to one RX queue per worker. Returns
+// false and sets *error with a message naming the port on failure.
+bool setup_ports(const std::vector<PortPairConfig>& pairs, uint32_t workers, rte_mempool* pool,
+                 std::vector<PortInfo>* ports, std::string* error);
+
+// Mbufs needed for the queues of `ports` ports with `workers` workers.
+uint32_t mbufs_needed(size_t ports, uint32_t workers);
+
+void stop_ports(const std::vector<PortInfo>& ports);
+
+}  // namespace holdfast
