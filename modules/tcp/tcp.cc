@@ -105,10 +105,19 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   uint32_t seq = p.tcp.seq;
   uint32_t end = segment_end(p);
   uint32_t win = p.tcp.window;
+  const bool liberal = (s.flags[d] | s.flags[r]) & TcpSlice::kLiberal;
 
   if (sender.maxwin == 0) {
     // First segment seen from this end.
-    if (!update) return true;
+    if (!update) {
+      // Its sequence numbers cannot be judged yet, but what it acknowledges
+      // can (III and IV): an ignored segment passes only when in window.
+      const bool has_ack = (flags & tcpflag::kAck) && !((flags & tcpflag::kRst) && p.tcp.ack == 0);
+      if (liberal || !has_ack || receiver.maxwin == 0) return true;
+      uint32_t sack = p.tcp.ack;
+      if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, sack)) sack = p.tcp.sack_right;
+      return !after(sack, receiver.end) && !before(sack, receiver.end - 66000);
+    }
     if (flags & tcpflag::kSyn) {
       // SYN/ACK answering the SYN, or a SYN of a simultaneous open.
       init_sender_from_syn(s, d, p);
@@ -154,7 +163,6 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
                   !before(end, sender.end - receiver.maxwin) &&  // I
                   !after(sack, receiver.end) &&                  // III
                   !before(sack, receiver.end - max_ack_window);  // IV
-  const bool liberal = (s.flags[d] | s.flags[r]) & TcpSlice::kLiberal;
   if (!ok && !liberal) return false;
   if (!update) return true;
 

@@ -32,8 +32,10 @@
 //   other end's FIN does (Linux would time a half-closed connection out as
 //   TIME_WAIT).
 // - Segments Linux "ignores" (a SYN inside an established connection, a
-//   retransmitted SYN/ACK) pass only if they are in window and never change
-//   state; an out-of-window SYN (SYN injection) is dropped.
+//   retransmitted SYN/ACK, an ACK from the responder before its SYN/ACK)
+//   pass only if they are in window and never change state; an
+//   out-of-window SYN (SYN injection) is dropped. From an end not seen yet
+//   only the acknowledgement can be judged (III, IV).
 // - A SYN in TIME_WAIT or CLOSE starts a new connection on the tuple (port
 //   reuse): the pipeline re-runs policy and gives it a new connection ID.
 //
