@@ -179,9 +179,11 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
       sender.maxack = ack;
     }
   }
-  // What this segment offers the receiver.
+  // What this segment offers the receiver. Nothing until the receiver has
+  // been seen: its first segment sets its window from scratch, and writing
+  // here before would make a retransmitted SYN change the slice.
   if (receiver.maxwin != 0 && after(end, sender.maxend)) receiver.maxwin += end - sender.maxend;
-  if (after(sack + win, receiver.maxend - 1)) {
+  if (receiver.maxwin != 0 && after(sack + win, receiver.maxend - 1)) {
     receiver.maxend = sack + win;
     if (win == 0) ++receiver.maxend;  // leave room for a zero-window probe
   }
