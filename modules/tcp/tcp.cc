@@ -191,6 +191,13 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   return true;
 }
 
+// Whether end e has sent a FIN and the other end has acknowledged it.
+bool fin_acked(const TcpSlice& s, int e) {
+  const int o = 1 - e;
+  return (s.flags[e] & TcpSlice::kFinSent) && (s.flags[o] & TcpSlice::kMaxAckSet) &&
+         !before(s.sender[o].maxack, s.sender[e].end);
+}
+
 }  // namespace
 
 const char* tcp_state_name(TcpState state) {
@@ -278,6 +285,17 @@ Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
   if (!in_window(s, p, dir, true)) {
     s = before_update;
     return Outcome::drop(Reason::tcp_out_of_window);
+  }
+  if (cls == kSegAck) {
+    // An ACK closes FIN_WAIT only when it acknowledges the FIN, and LAST_ACK
+    // only when both FINs are acknowledged: the FIN sender's own ACKs and a
+    // repeated ACK of the first FIN are neither.
+    if (old_state == TcpState::fin_wait && !fin_acked(s, 0) && !fin_acked(s, 1)) {
+      next_state = old_state;
+    }
+    if (old_state == TcpState::last_ack && !(fin_acked(s, 0) && fin_acked(s, 1))) {
+      next_state = old_state;
+    }
   }
   s.state = next_state;
   if (cls == kSegFin) s.flags[d] |= TcpSlice::kFinSent;

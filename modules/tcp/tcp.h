@@ -30,7 +30,10 @@
 //   RST acknowledging the SYN closes.
 // - A retransmitted FIN does not advance FIN_WAIT to LAST_ACK; only the
 //   other end's FIN does (Linux would time a half-closed connection out as
-//   TIME_WAIT).
+//   TIME_WAIT). Likewise an ACK moves FIN_WAIT to CLOSE_WAIT only when it
+//   acknowledges the FIN, and LAST_ACK to TIME_WAIT only when both FINs are
+//   acknowledged (Linux takes any ACK, so a repeated ACK of the first FIN
+//   would open the tuple to reuse while the second is still in flight).
 // - Segments Linux "ignores" (a SYN inside an established connection, a
 //   retransmitted SYN/ACK, an ACK from the responder before its SYN/ACK)
 //   pass only if they are in window and never change state; an
