@@ -1,0 +1,235 @@
+// The per-worker flow table: rte_hash positions index a fixed entry array.
+#include "dataplane/flow_table.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace holdfast {
+namespace {
+
+FlowKey key(uint32_t n, uint8_t zone = 0) {
+  bool src_is_lo = false;
+  return make_flow_key(IpAddr::from_v4_host(0x0a000000u + n),
+                       static_cast<uint16_t>(1024 + n % 60000), IpAddr::from_v4_host(0xc0000201u),
+                       443, kProtoTcp, zone, &src_is_lo);
+}
+
+std::unique_ptr<FlowTable> table(uint32_t capacity) {
+  std::string error;
+  auto t = FlowTable::create("ft_test", capacity, 0, &error);
+  EXPECT_NE(t, nullptr) << error;
+  return t;
+}
+
+TEST(FlowKey, BothDirectionsGiveOneKey) {
+  const IpAddr a = IpAddr::from_v4_host(0x0a000001u);
+  const IpAddr b = IpAddr::from_v4_host(0xc0000201u);
+  bool a_lo = false;
+  bool b_lo = true;
+  const FlowKey k1 = make_flow_key(a, 40000, b, 80, kProtoTcp, 3, &a_lo);
+  const FlowKey k2 = make_flow_key(b, 80, a, 40000, kProtoTcp, 3, &b_lo);
+  EXPECT_EQ(k1, k2);
+  EXPECT_NE(a_lo, b_lo);
+  EXPECT_TRUE(a_lo);  // 10.0.0.1 sorts before 192.0.2.1
+}
+
+TEST(FlowKey, SameAddressOrdersByPort) {
+  const IpAddr a = IpAddr::from_v4_host(0x7f000001u);
+  bool lo = false;
+  const FlowKey k1 = make_flow_key(a, 5000, a, 80, kProtoUdp, 0, &lo);
+  EXPECT_FALSE(lo);
+  EXPECT_EQ(k1.lo_port, 80);
+  const FlowKey k2 = make_flow_key(a, 80, a, 5000, kProtoUdp, 0, &lo);
+  EXPECT_TRUE(lo);
+  EXPECT_EQ(k1, k2);
+}
+
+TEST(FlowKey, ZoneAndProtocolSeparateFlows) {
+  EXPECT_FALSE(key(1, 0) == key(1, 1));
+  FlowKey udp = key(1);
+  udp.proto = kProtoUdp;
+  EXPECT_FALSE(key(1) == udp);
+}
+
+TEST(FlowTable, InsertLookupErase) {
+  auto t = table(1024);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->capacity(), 1024u);
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_LT(t->lookup(key(1)), 0);
+
+  const int32_t pos = t->insert(key(1));
+  ASSERT_GE(pos, 0);
+  EXPECT_LT(pos, 1024);
+  EXPECT_EQ(t->size(), 1u);
+  EXPECT_EQ(t->lookup(key(1)), pos);
+  EXPECT_EQ(t->at(static_cast<uint32_t>(pos)).key, key(1));
+  EXPECT_FALSE(t->at(static_cast<uint32_t>(pos)).in_use());  // zeroed but for the key
+  EXPECT_LT(t->lookup(key(1, 1)), 0);
+
+  t->at(static_cast<uint32_t>(pos)).id = 42;
+  t->erase(static_cast<uint32_t>(pos));
+  EXPECT_EQ(t->size(), 0u);
+  EXPECT_LT(t->lookup(key(1)), 0);
+  EXPECT_FALSE(t->at(static_cast<uint32_t>(pos)).in_use());
+}
+
+TEST(FlowTable, InsertedEntryIsZeroedEvenWhenReused) {
+  auto t = table(64);
+  ASSERT_NE(t, nullptr);
+  const int32_t pos = t->insert(key(1));
+  ASSERT_GE(pos, 0);
+  Connection& c = t->at(static_cast<uint32_t>(pos));
+  c.id = 7;
+  c.last_seen_ms = 99;
+  c.packets[1] = 5;
+  t->erase(static_cast<uint32_t>(pos));
+  // Fill the table so the freed slot is certainly handed out again.
+  std::set<int32_t> seen;
+  for (uint32_t n = 2; n < 2 + 64; ++n) {
+    const int32_t p = t->insert(key(n));
+    ASSERT_GE(p, 0) << n;
+    seen.insert(p);
+    const Connection& e = t->at(static_cast<uint32_t>(p));
+    EXPECT_EQ(e.id, 0u);
+    EXPECT_EQ(e.last_seen_ms, 0u);
+    EXPECT_EQ(e.packets[1], 0u);
+    EXPECT_EQ(e.key, key(n));
+  }
+  EXPECT_TRUE(seen.count(pos));
+}
+
+TEST(FlowTable, FillsToExactlyCapacity) {
+  // The extendable bucket table admits every one of `capacity` keys.
+  for (uint32_t capacity : {64u, 1000u, 4096u}) {
+    auto t = table(capacity);
+    ASSERT_NE(t, nullptr);
+    std::set<int32_t> positions;
+    for (uint32_t n = 0; n < capacity; ++n) {
+      const int32_t pos = t->insert(key(n));
+      ASSERT_GE(pos, 0) << "key " << n << " of " << capacity;
+      ASSERT_LT(pos, static_cast<int32_t>(capacity));
+      positions.insert(pos);
+      t->at(static_cast<uint32_t>(pos)).id = n + 1;
+    }
+    EXPECT_EQ(positions.size(), capacity);
+    EXPECT_EQ(t->size(), capacity);
+    EXPECT_EQ(t->insert(key(capacity)), -1);
+    EXPECT_EQ(t->size(), capacity);
+    // Everything is still where it was put.
+    for (uint32_t n = 0; n < capacity; ++n) {
+      const int32_t pos = t->lookup(key(n));
+      ASSERT_GE(pos, 0);
+      EXPECT_EQ(t->at(static_cast<uint32_t>(pos)).id, n + 1);
+    }
+    // One out, one in.
+    t->erase(static_cast<uint32_t>(t->lookup(key(5))));
+    EXPECT_GE(t->insert(key(capacity)), 0);
+    EXPECT_EQ(t->insert(key(capacity + 1)), -1);
+  }
+}
+
+TEST(FlowTable, BulkLookupGivesTheSamePositions) {
+  auto t = table(1024);
+  ASSERT_NE(t, nullptr);
+  std::vector<int32_t> expected(FlowTable::kMaxBulk, -1);
+  std::vector<FlowKey> keys;
+  for (uint32_t n = 0; n < FlowTable::kMaxBulk; ++n) keys.push_back(key(n));
+  for (uint32_t n = 0; n < FlowTable::kMaxBulk; n += 3) {
+    expected[n] = t->insert(keys[n]);
+    ASSERT_GE(expected[n], 0);
+  }
+  std::vector<const FlowKey*> ptrs;
+  for (const FlowKey& k : keys) ptrs.push_back(&k);
+  std::vector<int32_t> positions(FlowTable::kMaxBulk, 12345);
+  t->lookup_bulk(ptrs.data(), FlowTable::kMaxBulk, positions.data());
+  for (uint32_t n = 0; n < FlowTable::kMaxBulk; ++n) {
+    if (n % 3 == 0) {
+      EXPECT_EQ(positions[n], expected[n]) << n;
+    } else {
+      EXPECT_LT(positions[n], 0) << n;
+    }
+  }
+  // A short burst too.
+  t->lookup_bulk(ptrs.data(), 1, positions.data());
+  EXPECT_EQ(positions[0], expected[0]);
+}
+
+TEST(FlowTable, SweepVisitsEveryEntryOncePerCapacitySteps) {
+  const uint32_t capacity = 256;
+  auto t = table(capacity);
+  ASSERT_NE(t, nullptr);
+  std::set<uint32_t> in_use;
+  for (uint32_t n = 0; n < 100; ++n) {
+    const int32_t pos = t->insert(key(n));
+    ASSERT_GE(pos, 0);
+    t->at(static_cast<uint32_t>(pos)).id = n + 1;
+    in_use.insert(static_cast<uint32_t>(pos));
+  }
+  // Budgets that do and do not divide the capacity; several rounds.
+  for (uint32_t budget : {16u, 100u, 7u}) {
+    std::vector<int> visits(capacity, 0);
+    uint32_t steps = 0;
+    while (steps < 3 * capacity) {
+      t->sweep(budget, [&](uint32_t index, Connection& c) {
+        EXPECT_TRUE(c.in_use());
+        ++visits[index];
+      });
+      steps += budget;
+    }
+    // After at least three whole rounds, every entry in use was seen three
+    // or four times (a partial fourth round) and free entries never.
+    for (uint32_t i = 0; i < capacity; ++i) {
+      if (in_use.count(i)) {
+        EXPECT_GE(visits[i], 3) << i;
+        EXPECT_LE(visits[i], 4) << i;
+      } else {
+        EXPECT_EQ(visits[i], 0) << i;
+      }
+    }
+  }
+}
+
+TEST(FlowTable, SweepOfWholeCapacityVisitsEachEntryExactlyOnce) {
+  auto t = table(128);
+  ASSERT_NE(t, nullptr);
+  for (uint32_t n = 0; n < 128; ++n) ASSERT_GE(t->insert(key(n)), 0);
+  for (uint32_t n = 0; n < 128; ++n) t->at(static_cast<uint32_t>(t->lookup(key(n)))).id = 1;
+  t->sweep(5, [](uint32_t, Connection&) {});  // cursor mid-table
+  std::vector<int> visits(128, 0);
+  t->sweep(1000, [&](uint32_t index, Connection&) { ++visits[index]; });  // capped at capacity
+  for (int v : visits) EXPECT_EQ(v, 1);
+}
+
+TEST(FlowTable, SweepMayEraseWhatItVisits) {
+  auto t = table(64);
+  ASSERT_NE(t, nullptr);
+  for (uint32_t n = 0; n < 40; ++n) {
+    const int32_t pos = t->insert(key(n));
+    ASSERT_GE(pos, 0);
+    t->at(static_cast<uint32_t>(pos)).id = n + 1;
+  }
+  t->sweep(64, [&](uint32_t index, Connection& c) {
+    if (c.id % 2 == 0) t->erase(index);
+  });
+  EXPECT_EQ(t->size(), 20u);
+  for (uint32_t n = 0; n < 40; ++n) {
+    EXPECT_EQ(t->lookup(key(n)) >= 0, (n + 1) % 2 == 1) << n;
+  }
+  uint32_t count = 0;
+  t->for_each([&](uint32_t, const Connection&) { ++count; });
+  EXPECT_EQ(count, 20u);
+}
+
+TEST(FlowTable, ImpossibleCapacityIsAnErrorNotACrash) {
+  std::string error;
+  auto t = FlowTable::create("ft_zero", 0, 0, &error);
+  EXPECT_EQ(t, nullptr);
+  EXPECT_FALSE(error.empty());
+}
+
+}  // namespace
+}  // namespace holdfast
