@@ -17,6 +17,7 @@ using json = nlohmann::json;
 // Largest timeout: the dataplane's 32-bit millisecond clock compares idle
 // times as signed values, so they must stay below 2^31 ms (24.8 days).
 constexpr double kMaxTimeoutSeconds = 2'000'000;
+constexpr double kMinTimeoutSeconds = 0.001;
 
 // JSON Pointer escaping (RFC 6901) for keys in error paths.
 std::string pointer_token(const std::string& key) {
@@ -122,8 +123,10 @@ class Loader {
       return;
     }
     double s = v.get<double>();
-    if (!(s > 0) || s > kMaxTimeoutSeconds) {
-      error(p, "timeout must be more than 0 and at most " +
+    // At least a millisecond, the dataplane's unit: anything smaller would
+    // round to 0 and expire every connection at its next packet.
+    if (!(s >= kMinTimeoutSeconds) || s > kMaxTimeoutSeconds) {
+      error(p, "timeout must be between 0.001 and " +
                    std::to_string(static_cast<int64_t>(kMaxTimeoutSeconds)) + " seconds");
       return;
     }
