@@ -204,6 +204,12 @@ class Loader {
     }
     if (r.lo > r.hi) {
       error(path, "bad port range \"" + text + "\": low end is above high end");
+    if (allow_any && v.is_array() && v.empty()) {
+      // Internally "no addresses" means "any address", so [] would silently
+      // widen the rule (a generated list that came out empty, say).
+      error(path, "empty list: it would match any address; write \"any\" or list addresses");
+      return out;
+    }
       return std::nullopt;
     }
     return r;
@@ -211,7 +217,10 @@ class Loader {
 
   std::vector<PortRange> port_ranges(const json& v, const std::string& path) {
     std::vector<PortRange> out;
-    if (v.is_array()) {
+    if (v.is_array() && v.empty()) {
+      // As for addresses: no ranges would mean every port.
+      error(path, "empty list: it would match any port; leave the key out for any port");
+    } else if (v.is_array()) {
       for (size_t i = 0; i < v.size(); ++i) {
         if (auto r = port_range(v[i], path + "/" + std::to_string(i))) out.push_back(*r);
       }
