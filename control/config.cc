@@ -55,6 +55,58 @@ const char* type_name(const json& v) {
   }
 }
 
+// Finds keys repeated within one JSON object. The parser keeps one of them
+// without a word, so a second "default" could turn deny into allow unnoticed.
+class DuplicateKeyFinder {
+ public:
+  std::vector<std::string> paths;  // JSON Pointers of the repeated keys
+
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    using Event = json::parse_event_t;
+    switch (event) {
+      case Event::object_start:
+      case Event::array_start: {
+        std::string path = child_path();
+        levels_.push_back({event == Event::object_start, std::move(path), {}, {}, 0});
+        break;
+      }
+      case Event::key: {
+        Level& level = levels_.back();
+        level.key = parsed.get<std::string>();
+        if (!level.keys.insert(level.key).second) {
+          paths.push_back(level.path + "/" + pointer_token(level.key));
+        }
+        break;
+      }
+      case Event::value:
+        child_path();  // counts the element when inside an array
+        break;
+      case Event::object_end:
+      case Event::array_end:
+        levels_.pop_back();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Level {
+    bool object;
+    std::string path;
+    std::set<std::string> keys;
+    std::string key;    // the key whose value comes next (objects)
+    size_t next_index;  // the index of the next element (arrays)
+  };
+  // The path of the value that starts now.
+  std::string child_path() {
+    if (levels_.empty()) return "";
+    Level& level = levels_.back();
+    if (level.object) return level.path + "/" + pointer_token(level.key);
+    return level.path + "/" + std::to_string(level.next_index++);
+  }
+  std::vector<Level> levels_;
+};
+
 class Loader {
  public:
   std::vector<std::string> errors;
@@ -152,6 +204,12 @@ class Loader {
 
   std::vector<Cidr> cidrs(const json& v, const std::string& path, bool allow_any) {
     std::vector<Cidr> out;
+    if (allow_any && v.is_array() && v.empty()) {
+      // Internally "no addresses" means "any address", so [] would silently
+      // widen the rule (a generated list that came out empty, say).
+      error(path, "empty list: it would match any address; write \"any\" or list addresses");
+      return out;
+    }
     for (const auto& [text, p] : string_list(v, path)) {
       if (allow_any && text == "any") {
         // "any" alongside addresses would be meaningless; alone it means no
@@ -204,12 +262,6 @@ class Loader {
     }
     if (r.lo > r.hi) {
       error(path, "bad port range \"" + text + "\": low end is above high end");
-    if (allow_any && v.is_array() && v.empty()) {
-      // Internally "no addresses" means "any address", so [] would silently
-      // widen the rule (a generated list that came out empty, say).
-      error(path, "empty list: it would match any address; write \"any\" or list addresses");
-      return out;
-    }
       return std::nullopt;
     }
     return r;
@@ -500,8 +552,11 @@ bool Config::is_inside(const IpAddr& addr) const {
 ConfigResult parse_config(const std::string& text) {
   ConfigResult result;
   json root;
+  DuplicateKeyFinder duplicates;
   try {
-    root = json::parse(text);
+    root = json::parse(text, [&duplicates](int depth, json::parse_event_t event, json& parsed) {
+      return duplicates(depth, event, parsed);
+    });
   } catch (const json::parse_error& e) {
     // Turn the byte offset into a line and column a user can find.
     size_t line = 1;
@@ -521,6 +576,9 @@ ConfigResult parse_config(const std::string& text) {
     return result;
   }
   Loader loader;
+  for (const std::string& path : duplicates.paths) {
+    loader.error(path, "duplicate key: a key may appear only once in an object");
+  }
   Config cfg = loader.load(root);
   result.errors = std::move(loader.errors);
   if (result.errors.empty()) result.config = std::move(cfg);
