@@ -1,0 +1,1297 @@
+#!/usr/bin/python3
+"""Synthetic edge-case captures for holdfast, each with its expected verdicts.
+
+    gen_synthetic.py [--out-dir DIR] [--case NAME ...] [--list]
+
+Every case is a short story told in packets: each packet is written together
+with the verdict the firewall owes it under pcaps/synthetic.config.json
+(pass or drop, the reason, and which connection it belongs to, counted as
+holdfast counts them: 1 << 40 | k, k = 1, 2, ... in the order connections
+are created; 0 for packets of no connection). The verdicts come from the
+RFCs and the firewall's documented behaviour (dataplane/verdict.h,
+dataplane/parser.h, modules/*/*.h), never from running the firewall.
+
+Output per case: DIR/<case>.pcap and DIR/<case>.expected.jsonl (default
+DIR: pcaps/synthetic next to this script). Deterministic: fixed timestamps,
+fixed sequence numbers and identifiers, explicit MAC addresses, no
+randomness, and captures written by pcapfile.py, so the same scapy gives
+the same bytes every run (tests/integration checks that).
+
+Addresses (inside_networks 10.0.0.0/24, fd00:0:0:1::/64):
+  inside client    10.0.0.10         fd00:0:0:1::10
+  inside server    10.0.0.80         fd00:0:0:1::80   (published: port 80)
+  outside server   198.51.100.20     2001:db8:100::20
+  outside attacker 203.0.113.66      2001:db8:bad::66
+  routers          198.51.100.1      2001:db8:100::1  (send ICMP errors)
+"""
+
+import argparse
+import os
+import struct
+import sys
+
+sys.dont_write_bytecode = True  # keep pcaps/ free of __pycache__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pcapfile import write_pcap  # noqa: E402
+from scapy.config import conf  # noqa: E402
+from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP, ICMPerror, IPerror, TCPerror, UDPerror  # noqa: E402
+from scapy.layers.inet6 import (  # noqa: E402
+    ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6MLReport, ICMPv6MLReport2,
+    ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect, ICMPv6ND_RS, ICMPv6NIQueryNOOP,
+    ICMPv6PacketTooBig, ICMPv6ParamProblem, ICMPv6TimeExceeded, IPerror6, IPv6,
+    IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting,
+    IPv6ExtHdrSegmentRouting, PadN, RouterAlert)
+from scapy.layers.l2 import ARP, Dot1Q, Ether  # noqa: E402
+from scapy.layers.sctp import SCTP  # noqa: E402
+from scapy.packet import Raw  # noqa: E402
+
+conf.verb = 0
+
+CONN_EPOCH = 1
+T0_US = 1_700_000_000_000_000  # 2023-11-14 22:13:20 UTC: every case starts here
+
+MAC_IN = "02:00:00:00:00:0a"   # the inside port's neighbour
+MAC_OUT = "02:00:00:00:00:14"  # the outside port's neighbour (the router)
+
+CLIENT4, CLIENT6 = "10.0.0.10", "fd00:0:0:1::10"
+WEB4, WEB6 = "10.0.0.80", "fd00:0:0:1::80"
+SERVER4, SERVER6 = "198.51.100.20", "2001:db8:100::20"
+ATTACKER4, ATTACKER6 = "203.0.113.66", "2001:db8:bad::66"
+ROUTER4, ROUTER6 = "198.51.100.1", "2001:db8:100::1"
+LINK_IN6, LINK_OUT6 = "fe80::ff:fe00:a", "fe80::ff:fe00:14"
+
+PASSING = {"new_connection", "established", "related", "untracked", "arp", "non_ip", "ipv6_nd",
+           "fragment"}
+
+
+def is_inside(addr):
+    return addr.startswith("10.0.0.") or addr.startswith("fd00:0:0:1:")
+
+
+def eth(src_addr, **kw):
+    """Ethernet header of a frame sent by src_addr: from the inside
+    neighbour when the source is inside, else from the outside one."""
+    src, dst = (MAC_IN, MAC_OUT) if is_inside(src_addr) else (MAC_OUT, MAC_IN)
+    kw.setdefault("dst", dst)
+    return Ether(src=src, **kw)
+
+
+def ip(src, dst, **kw):
+    """IPv4 or IPv6 header, by the address family."""
+    if ":" in src:
+        return IPv6(src=src, dst=dst, **kw)
+    return IP(src=src, dst=dst, **kw)
+
+
+def frame(src, dst, l4, ip_kw=None, **eth_kw):
+    return eth(src, **eth_kw) / ip(src, dst, **(ip_kw or {})) / l4
+
+
+class Capture:
+    """One case: frames with timestamps and their expected verdicts."""
+
+    def __init__(self, name, doc):
+        self.name = name
+        self.doc = doc
+        self.t = T0_US
+        self.records = []
+        self.lines = []
+        self.next_k = 1
+
+    def add(self, pkt, reason, conn=0, step_us=1000):
+        """Appends a frame 1 ms (step_us) after the previous one. A frame
+        expected as new_connection opens the next connection: the call
+        returns its ID. conn: the connection an other verdict names."""
+        data = bytes(pkt)
+        if self.records:
+            self.t += step_us
+        if reason == "new_connection":
+            if conn:
+                raise ValueError("%s: new_connection takes no conn" % self.name)
+            conn = (CONN_EPOCH << 40) | self.next_k
+            self.next_k += 1
+        self.records.append((self.t, data))
+        self.lines.append('{"index":%d,"verdict":"%s","reason":"%s","conn":%d}' % (
+            len(self.records), "pass" if reason in PASSING else "drop", reason, conn))
+        return conn
+
+    def wait(self, seconds):
+        self.t += int(seconds * 1_000_000)
+
+    def write(self, out_dir):
+        write_pcap(os.path.join(out_dir, self.name + ".pcap"), self.records)
+        with open(os.path.join(out_dir, self.name + ".expected.jsonl"), "w") as fh:
+            fh.write("\n".join(self.lines) + "\n")
+
+
+class Tcp:
+    """Both ends of one TCP connection, with their sequence numbers.
+
+    seg() builds the next segment from one end: seq is that end's next
+    sequence number, ack the other end's, and the end advances by the
+    payload (+1 for SYN and FIN) unless seq is given explicitly (forged or
+    replayed segments)."""
+
+    def __init__(self, client, cport, server, sport, cisn, sisn, cwin=64240, swin=65160,
+                 copts=None, sopts=None, l2=None):
+        self.addr = {True: client, False: server}
+        self.port = {True: cport, False: sport}
+        self.nxt = {True: cisn, False: sisn}
+        self.win = {True: cwin, False: swin}
+        self.opts = {True: copts or [], False: sopts or []}
+        self.l2 = l2  # callable(src) -> layer-2 header, for VLAN tags
+
+    def seg(self, from_client, flags, data=b"", seq=None, ack=None, win=None, opts=None):
+        me, peer = from_client, not from_client
+        s = self.nxt[me] if seq is None else seq
+        a = (self.nxt[peer] if "A" in flags else 0) if ack is None else ack
+        if opts is None:
+            opts = self.opts[me] if "S" in flags else []
+        tcp = TCP(sport=self.port[me], dport=self.port[peer], flags=flags, seq=s & 0xffffffff,
+                  ack=a & 0xffffffff, window=self.win[me] if win is None else win, options=opts)
+        if seq is None:
+            self.nxt[me] = (self.nxt[me] + len(data) + ("S" in flags) + ("F" in flags)) & 0xffffffff
+        l2 = self.l2(self.addr[me]) if self.l2 else eth(self.addr[me])
+        return l2 / ip(self.addr[me], self.addr[peer]) / tcp / (Raw(data) if data else b"")
+
+    def handshake(self, cap, conn=None):
+        """SYN, SYN/ACK, ACK; returns the connection ID the SYN opened."""
+        k = cap.add(self.seg(True, "S"), "new_connection")
+        cap.add(self.seg(False, "SA"), "established", k)
+        cap.add(self.seg(True, "A"), "established", k)
+        return k
+
+    def close(self, cap, k, first_client=True):
+        """FIN, ACK, FIN, ACK, the first FIN from the client or the server."""
+        a = first_client
+        cap.add(self.seg(a, "FA"), "established", k)
+        cap.add(self.seg(not a, "A"), "established", k)
+        cap.add(self.seg(not a, "FA"), "established", k)
+        cap.add(self.seg(a, "A"), "established", k)
+
+
+CASES = []
+DEFAULT_CONFIG = "synthetic.config.json"
+
+
+def case(fn=None, config=DEFAULT_CONFIG):
+    """Registers a case; config names the file in pcaps/ it is judged under."""
+    def register(f):
+        f.config = config
+        CASES.append(f)
+        return f
+    return register(fn) if fn is not None else register
+
+
+def payload(n, seed=0):
+    return bytes((seed + i) & 0xff for i in range(n))
+
+
+# --------------------------------------------------------------------- TCP
+
+
+@case
+def tcp_basic(cap):
+    """A clean HTTP-like exchange over IPv4 and IPv6: handshake with MSS,
+    SACK-permitted, timestamps and window scaling, ECN setup (SYN with
+    ECE+CWR, SYN/ACK with ECE, RFC 3168), data both ways, orderly close.
+    The IPv4 client's initial sequence number sits just below 2^32 so the
+    sequence space wraps mid-transfer (RFC 1982 serial arithmetic). Every
+    frame passes."""
+    copts = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1000, 0)), ("NOP", None),
+             ("WScale", 7)]
+    sopts = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (5000, 1000)), ("NOP", None),
+             ("WScale", 7)]
+    for client, server, cisn in ((CLIENT4, SERVER4, 0xFFFFFE00), (CLIENT6, SERVER6, 0x10000000)):
+        t = Tcp(client, 40001, server, 80, cisn, 0x7A000000, cwin=502, swin=509,
+                copts=copts, sopts=sopts)
+        k = cap.add(t.seg(True, "SEC", win=64240), "new_connection")
+        cap.add(t.seg(False, "SAE", win=65160), "established", k)
+        cap.add(t.seg(True, "A"), "established", k)
+        cap.add(t.seg(True, "PA", b"GET / HTTP/1.1\r\nHost: example\r\n\r\n" + payload(600)),
+                "established", k)
+        cap.add(t.seg(False, "A"), "established", k)
+        for i in range(3):
+            cap.add(t.seg(False, "A", payload(1448, i)), "established", k)
+        cap.add(t.seg(True, "A"), "established", k)
+        cap.add(t.seg(False, "PA", payload(300, 9)), "established", k)
+        cap.add(t.seg(True, "A"), "established", k)
+        t.close(cap, k, first_client=False)
+
+
+@case
+def tcp_out_of_window(cap):
+    """Segments outside the windows (Rooij's checks I-IV), both directions,
+    on an established connection without window scaling: data beyond the
+    receiver's window (II) from the client and from the server, data older
+    than the receiver can still accept (I), an ACK for data never sent
+    (III), and an ACK from long ago (IV). Each is dropped as
+    tcp_out_of_window and changes nothing: the in-window segments between
+    and after them still pass."""
+    t = Tcp(CLIENT4, 40002, SERVER4, 80, 0x01000000, 0x02000000)
+    k = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(100)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    c, s = t.nxt[True], t.nxt[False]
+    # II: 200000 bytes past the right edge the server offered (65160).
+    cap.add(t.seg(True, "PA", payload(100), seq=c + 200000, ack=s), "tcp_out_of_window", k)
+    cap.add(t.seg(False, "PA", payload(100), seq=s + 200000, ack=c), "tcp_out_of_window", k)
+    # I: data that ended 300000 bytes ago, far below what the receiver
+    # could still take (its window is 65160).
+    cap.add(t.seg(True, "PA", payload(100), seq=c - 300000, ack=s), "tcp_out_of_window", k)
+    # III: acknowledges 5000 bytes the server never sent.
+    cap.add(t.seg(True, "A", seq=c, ack=s + 5000), "tcp_out_of_window", k)
+    cap.add(t.seg(False, "A", seq=s, ack=c + 5000), "tcp_out_of_window", k)
+    # IV: acknowledges data 200000 bytes back (more than max(window, 66000)).
+    cap.add(t.seg(True, "A", seq=c, ack=s - 200000), "tcp_out_of_window", k)
+    # The connection goes on untouched.
+    cap.add(t.seg(False, "PA", payload(200)), "established", k)
+    cap.add(t.seg(True, "PA", payload(50)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_rst_injection(cap):
+    """RST injection (RFC 5961 3). A RST far outside the window and a RST
+    below what the client has already acknowledged are dropped as
+    tcp_rst_out_of_window and the connection carries on. A RST inside the
+    window but not at the next expected sequence passes (the endpoint,
+    not the firewall, answers it with a challenge ACK). Then a RST at
+    exactly the next sequence number passes and closes the connection:
+    the client's next SYN on the same ports opens a new connection with a
+    new ID (port reuse from CLOSE)."""
+    t = Tcp(CLIENT4, 40003, SERVER4, 443, 0x11000000, 0x22000000)
+    k = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(200)), "established", k)
+    cap.add(t.seg(False, "PA", payload(1000)), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    c, s = t.nxt[True], t.nxt[False]
+    cap.add(t.seg(False, "R", seq=s + 0x10000000), "tcp_rst_out_of_window", k)
+    cap.add(t.seg(False, "RA", seq=s - 800, ack=c), "tcp_rst_out_of_window", k)
+    cap.add(t.seg(True, "R", seq=c + 0x40000000), "tcp_rst_out_of_window", k)
+    cap.add(t.seg(True, "PA", payload(100)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    # Inside the window, not exact: the endpoint decides (challenge ACK).
+    cap.add(t.seg(False, "R", seq=t.nxt[False] + 1000), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    # Exact: accepted, the connection is closed.
+    cap.add(t.seg(False, "R", seq=t.nxt[False]), "established", k)
+    t2 = Tcp(CLIENT4, 40003, SERVER4, 443, 0x33000000, 0x44000000)
+    k2 = t2.handshake(cap)
+    t2.close(cap, k2)
+
+
+@case
+def tcp_syn_injection(cap):
+    """A SYN into an established connection. From the client's side with a
+    sequence number far from the window (a blind SYN injection) it is
+    tcp_out_of_window; from the server's side, where no SYN can come once
+    the connection is established, tcp_invalid_state. Neither changes the
+    connection, which goes on and closes normally."""
+    t = Tcp(CLIENT4, 40004, SERVER4, 80, 0x05000000, 0x06000000)
+    k = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(100)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    cap.add(t.seg(True, "S", seq=0x7f000000), "tcp_out_of_window", k)
+    cap.add(t.seg(False, "S", seq=0x7e000000), "tcp_invalid_state", k)
+    cap.add(t.seg(False, "PA", payload(100)), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_bad_synack(cap):
+    """SYN/ACKs that do not acknowledge the SYN (RFC 9293 3.10.7.3): one
+    acknowledging a different sequence number is tcp_bad_synack; a SYN/ACK
+    from the opener's own side while the SYN is outstanding is
+    tcp_invalid_state. The right SYN/ACK then completes the handshake, and
+    a retransmission of it passes."""
+    t = Tcp(CLIENT6, 40005, SERVER6, 80, 0x0A000000, 0x0B000000)
+    k = cap.add(t.seg(True, "S"), "new_connection")
+    cap.add(t.seg(False, "SA", seq=0x0B000000, ack=0x0A000000 + 1000), "tcp_bad_synack", k)
+    cap.add(t.seg(True, "SA", seq=0x0A000000, ack=0x0B000001), "tcp_invalid_state", k)
+    cap.add(t.seg(False, "SA"), "established", k)
+    cap.add(t.seg(False, "SA", seq=0x0B000000), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(True, "PA", payload(10)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_mid_stream(cap):
+    """Segments of connections the firewall never saw open (loose pickup is
+    off): an ACK, data, a FIN, a SYN/ACK and a RST, from the inside and the
+    outside, all dropped as tcp_mid_stream before policy is asked. They
+    create nothing: a later SYN on one of those tuples opens connection 1."""
+    t = Tcp(CLIENT4, 40006, SERVER4, 80, 0x10000000, 0x20000000)
+    cap.add(t.seg(True, "A", seq=0x10000100, ack=0x20000100), "tcp_mid_stream")
+    cap.add(t.seg(False, "PA", payload(100), seq=0x20000100, ack=0x10000100), "tcp_mid_stream")
+    cap.add(t.seg(True, "FA", seq=0x10000100, ack=0x20000164), "tcp_mid_stream")
+    cap.add(t.seg(False, "SA", seq=0x20000000, ack=0x10000001), "tcp_mid_stream")
+    cap.add(t.seg(False, "R", seq=0x20000200), "tcp_mid_stream")
+    u = Tcp(ATTACKER4, 50000, WEB4, 80, 0x30000000, 0x40000000)
+    cap.add(u.seg(True, "A", seq=0x30000100, ack=0x40000100), "tcp_mid_stream")
+    k = t.handshake(cap)
+    t.close(cap, k)
+
+
+@case
+def tcp_retransmission(cap):
+    """Retransmissions are in the window and pass without changing state:
+    the SYN sent again before the SYN/ACK, the SYN/ACK sent again, a data
+    segment sent twice, duplicate ACKs, a partly overlapping resend, and
+    the FIN sent again after the close."""
+    t = Tcp(CLIENT4, 40007, SERVER4, 8080, 0x0C000000, 0x0D000000)
+    k = cap.add(t.seg(True, "S"), "new_connection")
+    cap.add(t.seg(True, "S", seq=0x0C000000), "established", k)
+    cap.add(t.seg(False, "SA"), "established", k)
+    cap.add(t.seg(False, "SA", seq=0x0D000000), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    c0 = t.nxt[True]
+    cap.add(t.seg(True, "PA", payload(500)), "established", k)
+    cap.add(t.seg(True, "PA", payload(500), seq=c0, ack=t.nxt[False]), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    s0 = t.nxt[False]
+    cap.add(t.seg(False, "A", payload(1000)), "established", k)
+    cap.add(t.seg(False, "A", payload(1000)), "established", k)
+    cap.add(t.seg(True, "A", ack=s0), "established", k)  # the first segment was lost
+    cap.add(t.seg(True, "A", ack=s0), "established", k)  # duplicate ACK
+    cap.add(t.seg(False, "A", payload(1500), seq=s0, ack=t.nxt[True]), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(True, "FA"), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    cap.add(t.seg(False, "FA"), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(False, "FA", seq=t.nxt[False] - 1), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+
+
+@case
+def tcp_simultaneous_open(cap):
+    """Simultaneous open (RFC 9293 3.5, figure 8): both ends send a SYN,
+    each answers the other's with a SYN/ACK, then data flows both ways.
+    One connection, opened by the inside end's SYN (the outside end's SYN
+    arrives on that tuple, so policy is not asked again); every frame
+    passes."""
+    t = Tcp(CLIENT4, 5060, SERVER4, 5060, 0x0E000000, 0x0F000000)
+    k = cap.add(t.seg(True, "S"), "new_connection")
+    cap.add(t.seg(False, "S"), "established", k)
+    cap.add(t.seg(True, "SA", seq=0x0E000000), "established", k)
+    cap.add(t.seg(False, "SA", seq=0x0F000000), "established", k)
+    cap.add(t.seg(True, "PA", payload(100)), "established", k)
+    cap.add(t.seg(False, "PA", payload(100)), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_window_scaling(cap):
+    """Window scaling (RFC 7323). Both ends offer a shift of 7: the
+    server's window field 512 means 65536 bytes, so a client segment
+    60000 bytes ahead (as if the ones before were lost) is in the window,
+    one 70000 bytes ahead is not. Second connection: only the client
+    offers scaling, so neither end scales (RFC 7323 1.3): the same window
+    field is 512 bytes and the segment 60000 bytes ahead is
+    tcp_out_of_window. The SYNs' own windows are never scaled."""
+    ws = [("MSS", 1460), ("NOP", None), ("WScale", 7)]
+    t = Tcp(CLIENT4, 40008, SERVER4, 80, 0x01000000, 0x02000000, cwin=502, swin=512,
+            copts=ws, sopts=ws)
+    k = cap.add(t.seg(True, "S", win=1024), "new_connection")
+    cap.add(t.seg(False, "SA", win=1024), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    c = t.nxt[True]
+    cap.add(t.seg(True, "PA", payload(100), seq=c + 60000, ack=t.nxt[False]), "established", k)
+    cap.add(t.seg(True, "PA", payload(100), seq=c + 70000, ack=t.nxt[False]), "tcp_out_of_window", k)
+    cap.add(t.seg(True, "PA", payload(1000)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    t.close(cap, k)
+
+    t = Tcp(CLIENT4, 40009, SERVER4, 80, 0x03000000, 0x04000000, cwin=502, swin=512,
+            copts=ws, sopts=[("MSS", 1460)])
+    k = cap.add(t.seg(True, "S", win=1024), "new_connection")
+    cap.add(t.seg(False, "SA", win=1024), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    c = t.nxt[True]
+    cap.add(t.seg(True, "PA", payload(100), seq=c + 60000, ack=t.nxt[False]), "tcp_out_of_window", k)
+    cap.add(t.seg(True, "PA", payload(400)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_sack(cap):
+    """Selective acknowledgements (RFC 2018). The server sends three
+    segments, the first is lost: the client's ACK carries a SACK block for
+    the other two and passes. A SACK block whose right edge lies beyond
+    anything the server sent acknowledges data that does not exist and is
+    tcp_out_of_window. The server resends the lost segment and the
+    transfer completes."""
+    opts = [("MSS", 1460), ("NOP", None), ("NOP", None), ("SAckOK", b"")]
+    t = Tcp(CLIENT6, 40010, SERVER6, 80, 0x21000000, 0x31000000, copts=opts, sopts=opts)
+    k = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(80)), "established", k)
+    s0 = t.nxt[False]
+    for i in range(3):
+        cap.add(t.seg(False, "A", payload(1000, i)), "established", k)
+    s3 = t.nxt[False]
+    sack_ok = [("NOP", None), ("NOP", None), ("SAck", (s0 + 1000, s3))]
+    cap.add(t.seg(True, "A", ack=s0, opts=sack_ok), "established", k)
+    sack_bad = [("NOP", None), ("NOP", None), ("SAck", (s0 + 1000, s3 + 5000))]
+    cap.add(t.seg(True, "A", ack=s0, opts=sack_bad), "tcp_out_of_window", k)
+    cap.add(t.seg(False, "A", payload(1000), seq=s0, ack=t.nxt[True]), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_port_reuse(cap):
+    """TCP port reuse (RFC 9293 3.4.1 / RFC 6191). A connection closes
+    (client's FIN first, so the client ends in TIME_WAIT); the client then
+    opens again from the same port to the same server with a larger
+    initial sequence number: the SYN starts a new connection with a new ID
+    while the old one is still in TIME_WAIT. After that one closes, the
+    third SYN comes 6 s later, when TIME_WAIT (5 s in the config) has
+    expired: again a new connection."""
+    t = Tcp(CLIENT4, 40011, SERVER4, 80, 0x50000000, 0x60000000)
+    k1 = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(60)), "established", k1)
+    cap.add(t.seg(False, "PA", payload(60)), "established", k1)
+    t.close(cap, k1)
+    t2 = Tcp(CLIENT4, 40011, SERVER4, 80, 0x58000000, 0x68000000)
+    k2 = t2.handshake(cap)
+    cap.add(t2.seg(True, "PA", payload(60)), "established", k2)
+    t2.close(cap, k2)
+    cap.wait(6)
+    t3 = Tcp(CLIENT4, 40011, SERVER4, 80, 0x59000000, 0x69000000)
+    k3 = t3.handshake(cap)
+    t3.close(cap, k3)
+
+
+@case
+def tcp_half_close(cap):
+    """Half close (RFC 9293 3.6): the client sends its FIN, the server
+    keeps sending data for a while (CLOSE_WAIT on its side) and the client
+    keeps acknowledging, then the server's FIN and the last ACK. The
+    server's FIN sent again in TIME_WAIT and its ACK pass too."""
+    t = Tcp(CLIENT4, 40012, SERVER4, 21, 0x70000000, 0x71000000)
+    k = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(20)), "established", k)
+    cap.add(t.seg(True, "FA"), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    for i in range(2):
+        cap.add(t.seg(False, "PA", payload(700, i)), "established", k)
+        cap.add(t.seg(True, "A"), "established", k)
+    fin_seq = t.nxt[False]
+    cap.add(t.seg(False, "FA"), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(False, "FA", seq=fin_seq), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+
+
+@case
+def tcp_syn_timeout(cap):
+    """A SYN that is answered too late: the SYN/ACK arrives 11 s after the
+    SYN, past the SYN_SENT timeout (10 s in the config). The connection
+    has expired, so the SYN/ACK has no state and is tcp_mid_stream. The
+    client's SYN sent again then opens a new connection."""
+    t = Tcp(CLIENT4, 40013, SERVER4, 80, 0x72000000, 0x73000000)
+    k1 = cap.add(t.seg(True, "S"), "new_connection")
+    assert k1
+    cap.wait(11)
+    cap.add(t.seg(False, "SA"), "tcp_mid_stream")
+    k2 = cap.add(t.seg(True, "S", seq=0x72000000), "new_connection")
+    cap.add(t.seg(False, "SA", seq=0x73000000), "established", k2)
+    cap.add(t.seg(True, "A"), "established", k2)
+
+
+@case
+def tcp_syn_with_data(cap):
+    """A SYN may carry data (RFC 9293 3.4; TCP Fast Open, RFC 7413). A
+    server that does not take the data answers, as RFC 9293 3.10.7.2
+    prescribes, <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> with RCV.NXT =
+    SEG.SEQ + 1: the SYN/ACK acknowledges the SYN only (BSD and Linux
+    without a valid Fast Open cookie do this), and the client sends the
+    data again after the handshake. A Fast Open server that takes the
+    data acknowledges it in the SYN/ACK. Both handshakes are legitimate
+    and every frame passes."""
+    data = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n"
+    tfo = [("MSS", 1460), ("NOP", None), ("NOP", None), (34, b"\x01\x02\x03\x04\x05\x06\x07\x08")]
+    t = Tcp(CLIENT4, 40060, SERVER4, 80, 0x0A000000, 0x0B000000, copts=tfo, sopts=[("MSS", 1460)])
+    k1 = cap.add(t.seg(True, "S", data), "new_connection")
+    cap.add(t.seg(False, "SA", ack=0x0A000001), "established", k1)
+    cap.add(t.seg(True, "A", seq=0x0A000001, ack=t.nxt[False]), "established", k1)
+    cap.add(t.seg(True, "PA", data, seq=0x0A000001, ack=t.nxt[False]), "established", k1)
+    cap.add(t.seg(False, "PA", payload(200)), "established", k1)
+    cap.add(t.seg(True, "A"), "established", k1)
+    t.close(cap, k1)
+    u = Tcp(CLIENT4, 40061, SERVER4, 80, 0x0C000000, 0x0D000000, copts=tfo,
+            sopts=[("MSS", 1460)])
+    k2 = cap.add(u.seg(True, "S", data), "new_connection")
+    cap.add(u.seg(False, "SA"), "established", k2)
+    cap.add(u.seg(True, "A"), "established", k2)
+    cap.add(u.seg(False, "PA", payload(200)), "established", k2)
+    cap.add(u.seg(True, "A"), "established", k2)
+    u.close(cap, k2)
+
+
+@case
+def tcp_refused(cap):
+    """Connection refused (RFC 9293 3.10.7.1, 3.10.7.3). While the SYN is
+    outstanding, a RST without ACK and a RST/ACK acknowledging something
+    else than the SYN are tcp_rst_out_of_window (they refuse nothing). The
+    RST/ACK acknowledging the SYN passes and closes the connection; the
+    client's next SYN from the same port opens a new one, which the
+    client then aborts itself with a RST at its own sequence number
+    (passes)."""
+    t = Tcp(CLIENT4, 40062, SERVER4, 81, 0x0E000000, 0)
+    k1 = cap.add(t.seg(True, "S"), "new_connection")
+    cap.add(t.seg(False, "R", seq=0, ack=0), "tcp_rst_out_of_window", k1)
+    cap.add(t.seg(False, "RA", seq=0, ack=0x0E000000 + 50), "tcp_rst_out_of_window", k1)
+    cap.add(t.seg(False, "RA", seq=0, ack=0x0E000001), "established", k1)
+    u = Tcp(CLIENT4, 40062, SERVER4, 81, 0x0F000000, 0)
+    k2 = cap.add(u.seg(True, "S"), "new_connection")
+    cap.add(u.seg(True, "R"), "established", k2)
+
+
+@case
+def tcp_keepalive_zero_window(cap):
+    """Keepalives and zero-window probes (RFC 9293 3.8.4, 3.8.6.1). The
+    server's receive buffer fills and it advertises a zero window; the
+    client probes with one byte and the server answers, still at zero;
+    then the window opens and data flows. Later the idle client sends a
+    keepalive (sequence number one below the next, no data) and one with
+    a garbage byte, each acknowledged. Everything passes."""
+    t = Tcp(CLIENT4, 40063, SERVER4, 9100, 0x10000000, 0x11000000)
+    k = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(1400)), "established", k)
+    cap.add(t.seg(False, "A", win=0), "established", k)
+    cap.add(t.seg(True, "A", payload(1, 7), seq=t.nxt[True], ack=t.nxt[False]), "established", k)
+    cap.add(t.seg(False, "A", win=0), "established", k)
+    cap.add(t.seg(False, "A", win=8192), "established", k)
+    cap.add(t.seg(True, "PA", payload(1000)), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    cap.wait(3)
+    cap.add(t.seg(True, "A", seq=t.nxt[True] - 1, ack=t.nxt[False]), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    cap.add(t.seg(True, "A", b"\x00", seq=t.nxt[True] - 1, ack=t.nxt[False]), "established", k)
+    cap.add(t.seg(False, "A"), "established", k)
+    t.close(cap, k)
+
+
+@case
+def tcp_simultaneous_close(cap):
+    """Simultaneous close (RFC 9293 3.6, figure 13): both ends send their
+    FIN before seeing the other's, then both acknowledge. Every frame
+    passes; a new SYN on the tuple afterwards opens a new connection."""
+    t = Tcp(CLIENT6, 40064, SERVER6, 80, 0x12000000, 0x13000000)
+    k1 = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(30)), "established", k1)
+    cap.add(t.seg(False, "PA", payload(30)), "established", k1)
+    c_fin = t.seg(True, "FA")
+    s_fin = t.seg(False, "FA", ack=t.nxt[True] - 1)
+    cap.add(c_fin, "established", k1)
+    cap.add(s_fin, "established", k1)
+    cap.add(t.seg(True, "A"), "established", k1)
+    cap.add(t.seg(False, "A"), "established", k1)
+    u = Tcp(CLIENT6, 40064, SERVER6, 80, 0x14000000, 0x15000000)
+    k2 = u.handshake(cap)
+    u.close(cap, k2)
+
+
+@case
+def tcp_policy(cap):
+    """Policy on the first packet: telnet from the inside hits the deny
+    rule no-telnet (policy_deny), and so does its retransmitted SYN; the
+    published web server 10.0.0.80:80 and [fd00:0:0:1::80]:80 accept
+    connections from the outside; any other inbound SYN matches no rule
+    (default_deny). Denied SYNs open nothing."""
+    t = Tcp(CLIENT4, 40014, SERVER4, 23, 0x74000000, 0x75000000)
+    cap.add(t.seg(True, "S"), "policy_deny")
+    cap.add(t.seg(True, "S", seq=0x74000000), "policy_deny")
+    w = Tcp(ATTACKER4, 50001, WEB4, 80, 0x76000000, 0x77000000)
+    k = w.handshake(cap)
+    cap.add(w.seg(True, "PA", payload(40)), "established", k)
+    cap.add(w.seg(False, "PA", payload(400)), "established", k)
+    w.close(cap, k, first_client=False)
+    x = Tcp(ATTACKER4, 50002, CLIENT4, 22, 0x78000000, 0x79000000)
+    cap.add(x.seg(True, "S"), "default_deny")
+    y = Tcp(ATTACKER4, 50003, WEB4, 443, 0x78000000, 0x79000000)
+    cap.add(y.seg(True, "S"), "default_deny")
+    w6 = Tcp(ATTACKER6, 50004, WEB6, 80, 0x7A000000, 0x7B000000)
+    k6 = w6.handshake(cap)
+    w6.close(cap, k6)
+
+
+# -------------------------------------------------------------------- ICMP
+
+
+def echo(src, dst, ident, seq, reply=False, data=b"holdfast-ping-01"):
+    if ":" in src:
+        l4 = (ICMPv6EchoReply if reply else ICMPv6EchoRequest)(id=ident, seq=seq, data=data)
+    else:
+        l4 = ICMP(type=0 if reply else 8, id=ident, seq=seq) / Raw(data)
+    return frame(src, dst, l4)
+
+
+@case
+def icmp_echo(cap):
+    """Echo (RFC 792, RFC 4443 4): a request from the inside opens a flow
+    keyed by the identifier, its replies and the next request pass. A
+    reply with an identifier nobody asked for, a reply sent by the
+    requester itself, and a request from the outside (no rule allows it)
+    are dropped. IPv4 and IPv6."""
+    for client, server, attacker in ((CLIENT4, SERVER4, ATTACKER4), (CLIENT6, SERVER6, ATTACKER6)):
+        k = cap.add(echo(client, server, 0x1001, 1), "new_connection")
+        cap.add(echo(server, client, 0x1001, 1, reply=True), "established", k)
+        cap.add(echo(client, server, 0x1001, 2), "established", k)
+        cap.add(echo(server, client, 0x1001, 2, reply=True), "established", k)
+        cap.add(echo(server, client, 0x2002, 1, reply=True), "icmp_no_request")
+        cap.add(echo(client, server, 0x1001, 2, reply=True), "icmp_no_request")
+        cap.add(echo(attacker, client, 0x3003, 1), "default_deny")
+
+
+@case
+def icmp_errors_v4(cap):
+    """ICMP errors (RFC 792, RFC 5927). Related, with the connection they
+    quote: port unreachable and time exceeded about a tracked UDP flow,
+    fragmentation needed about a TCP segment inside the window, host
+    unreachable about an echo request. Unrelated (icmp_error_unrelated):
+    an error quoting a flow that does not exist, an error sent to the
+    wrong end (its destination is not the quoted packet's source), and
+    fragmentation needed quoting a TCP sequence number far outside the
+    window (a blind attack on the connection, RFC 5927 4.1)."""
+    k1 = cap.add(frame(CLIENT4, SERVER4, UDP(sport=5000, dport=53) / Raw(b"query")), "new_connection")
+    quoted = IPerror(src=CLIENT4, dst=SERVER4, id=7, ttl=63) / UDPerror(sport=5000, dport=53, len=13)
+    cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / quoted), "related", k1)
+    cap.add(frame(ROUTER4, CLIENT4, ICMP(type=11, code=0) / quoted), "related", k1)
+    nobody = IPerror(src=CLIENT4, dst=SERVER4, id=8) / UDPerror(sport=5001, dport=53, len=13)
+    cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / nobody), "icmp_error_unrelated")
+    cap.add(frame(CLIENT4, SERVER4, ICMP(type=3, code=3) / quoted), "icmp_error_unrelated")
+
+    t = Tcp(CLIENT4, 40020, SERVER4, 80, 0x01000000, 0x02000000)
+    k2 = t.handshake(cap)
+    seq = t.nxt[True]
+    cap.add(t.seg(True, "PA", payload(1400)), "established", k2)
+    seg = IPerror(src=CLIENT4, dst=SERVER4, id=9, flags="DF") / TCPerror(sport=40020, dport=80, seq=seq)
+    cap.add(frame(ROUTER4, CLIENT4, ICMP(type=3, code=4, nexthopmtu=1280) / seg), "related", k2)
+    blind = IPerror(src=CLIENT4, dst=SERVER4, id=9, flags="DF") / \
+        TCPerror(sport=40020, dport=80, seq=seq + 0x40000000)
+    cap.add(frame(ATTACKER4, CLIENT4, ICMP(type=3, code=4, nexthopmtu=68) / blind), "icmp_error_unrelated")
+    cap.add(t.seg(False, "A"), "established", k2)
+
+    k3 = cap.add(echo(CLIENT4, "198.51.100.99", 0x4004, 1), "new_connection")
+    ping = IPerror(src=CLIENT4, dst="198.51.100.99", id=10) / ICMPerror(type=8, id=0x4004, seq=1)
+    cap.add(frame(ROUTER4, CLIENT4, ICMP(type=3, code=1) / ping), "related", k3)
+
+    # A SYN to a host that does not answer: the router's host unreachable
+    # quotes the SYN itself (SYN_SENT).
+    u = Tcp(CLIENT4, 40022, "198.51.100.98", 443, 0x05000000, 0)
+    k4 = cap.add(u.seg(True, "S"), "new_connection")
+    syn = IPerror(src=CLIENT4, dst="198.51.100.98", id=11) / \
+        TCPerror(sport=40022, dport=443, seq=0x05000000, flags="S")
+    cap.add(frame(ROUTER4, CLIENT4, ICMP(type=3, code=1) / syn), "related", k4)
+
+    # Errors about the reply direction travel to the outside: the inside
+    # client's port unreachable for a late answer after it closed its
+    # socket, and an inside router's time exceeded for the server's packet.
+    back = IPerror(src=SERVER4, dst=CLIENT4, id=12, ttl=1) / UDPerror(sport=53, dport=5000, len=14)
+    cap.add(frame(SERVER4, CLIENT4, UDP(sport=53, dport=5000) / Raw(b"answer")), "established", k1)
+    cap.add(frame(CLIENT4, SERVER4, ICMP(type=3, code=3) / back), "related", k1)
+    cap.add(frame("10.0.0.1", SERVER4, ICMP(type=11, code=0) / back), "related", k1)
+
+
+@case
+def icmp_errors_v6(cap):
+    """ICMPv6 errors (RFC 4443 3). Related: packet too big about a TCP
+    segment inside the window, time exceeded and parameter problem about
+    tracked flows. Unrelated: destination unreachable quoting no flow,
+    packet too big quoting a sequence number far outside the window, and
+    an error travelling to the wrong end."""
+    t = Tcp(CLIENT6, 40021, SERVER6, 443, 0x03000000, 0x04000000)
+    k1 = t.handshake(cap)
+    seq = t.nxt[True]
+    cap.add(t.seg(True, "PA", payload(1400)), "established", k1)
+    seg = IPerror6(src=CLIENT6, dst=SERVER6) / TCPerror(sport=40021, dport=443, seq=seq, flags="PA")
+    cap.add(frame(ROUTER6, CLIENT6, ICMPv6PacketTooBig(mtu=1280) / seg), "related", k1)
+    blind = IPerror6(src=CLIENT6, dst=SERVER6) / \
+        TCPerror(sport=40021, dport=443, seq=seq + 0x40000000, flags="PA")
+    cap.add(frame(ATTACKER6, CLIENT6, ICMPv6PacketTooBig(mtu=1280) / blind), "icmp_error_unrelated")
+    cap.add(t.seg(False, "A"), "established", k1)
+
+    k2 = cap.add(frame(CLIENT6, SERVER6, UDP(sport=5002, dport=123) / Raw(b"ntp?")), "new_connection")
+    quoted = IPerror6(src=CLIENT6, dst=SERVER6, hlim=1) / UDPerror(sport=5002, dport=123, len=12)
+    cap.add(frame(ROUTER6, CLIENT6, ICMPv6TimeExceeded(code=0) / quoted), "related", k2)
+    cap.add(frame(SERVER6, CLIENT6, ICMPv6ParamProblem(code=0, ptr=6) / quoted), "related", k2)
+    nobody = IPerror6(src=CLIENT6, dst=SERVER6) / UDPerror(sport=5003, dport=123, len=12)
+    cap.add(frame(SERVER6, CLIENT6, ICMPv6DestUnreach(code=4) / nobody), "icmp_error_unrelated")
+    cap.add(frame(CLIENT6, SERVER6, ICMPv6DestUnreach(code=4) / quoted), "icmp_error_unrelated")
+
+    k3 = cap.add(echo(CLIENT6, "2001:db8:100::99", 0x4005, 1), "new_connection")
+    ping = IPerror6(src=CLIENT6, dst="2001:db8:100::99") / ICMPv6EchoRequest(id=0x4005, seq=1)
+    cap.add(frame(ROUTER6, CLIENT6, ICMPv6DestUnreach(code=3) / ping), "related", k3)
+
+
+@case
+def icmp_untracked(cap):
+    """ICMP that is neither echo nor error, and neighbour discovery.
+    Timestamp requests (ICMP 13) are not tracked: from the inside the
+    inside-out rule allows them (untracked), from the outside nothing
+    does (default_deny). MLD reports (RFC 3810, RFC 2710) to link-local
+    groups are allowed by the mld rule (untracked). Neighbour discovery
+    (RFC 4861: router solicitation and advertisement, neighbour
+    solicitation and advertisement, redirect) passes as ipv6_nd with hop
+    limit 255 and is ipv6_nd_bad_hop_limit with anything less (routed,
+    so forged off-link). An ICMPv6 node information query from the
+    outside matches no rule."""
+    cap.add(frame(CLIENT4, SERVER4, ICMP(type=13, id=1, seq=1)), "untracked")
+    cap.add(frame(ATTACKER4, CLIENT4, ICMP(type=13, id=2, seq=1)), "default_deny")
+    mld2 = IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) / ICMPv6MLReport2()
+    cap.add(eth(LINK_IN6, dst="33:33:00:00:00:16") / IPv6(src=LINK_IN6, dst="ff02::16", hlim=1) / mld2,
+            "untracked")
+    mld1 = IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) / ICMPv6MLReport(mladdr="ff02::1:ff00:10")
+    cap.add(eth(LINK_OUT6, dst="33:33:ff:00:00:10") /
+            IPv6(src=LINK_OUT6, dst="ff02::1:ff00:10", hlim=1) / mld1, "untracked")
+    cap.add(eth(LINK_IN6, dst="33:33:00:00:00:02") / IPv6(src=LINK_IN6, dst="ff02::2", hlim=255) /
+            ICMPv6ND_RS(), "ipv6_nd")
+    cap.add(eth(LINK_OUT6, dst="33:33:00:00:00:01") / IPv6(src=LINK_OUT6, dst="ff02::1", hlim=255) /
+            ICMPv6ND_RA(), "ipv6_nd")
+    cap.add(frame(LINK_IN6, "ff02::1:ff00:14", ICMPv6ND_NS(tgt=SERVER6), ip_kw={"hlim": 255}),
+            "ipv6_nd")
+    cap.add(frame(SERVER6, CLIENT6, ICMPv6ND_NA(tgt=SERVER6, R=0, S=1, O=1), ip_kw={"hlim": 255}),
+            "ipv6_nd")
+    cap.add(frame(LINK_OUT6, CLIENT6, ICMPv6ND_Redirect(tgt=LINK_OUT6, dst=SERVER6),
+                  ip_kw={"hlim": 255}), "ipv6_nd")
+    cap.add(frame(ATTACKER6, CLIENT6, ICMPv6ND_NS(tgt=CLIENT6), ip_kw={"hlim": 64}),
+            "ipv6_nd_bad_hop_limit")
+    cap.add(frame(ATTACKER6, CLIENT6, ICMPv6ND_RA(), ip_kw={"hlim": 254}), "ipv6_nd_bad_hop_limit")
+    cap.add(frame(ATTACKER6, CLIENT6, ICMPv6NIQueryNOOP(nonce=b"holdfast")), "default_deny")
+
+
+@case
+def icmp_expiry(cap):
+    """An echo reply that comes too late: 6 s after the request, past the
+    ICMP timeout (5 s in the config), the flow has expired and the reply
+    is icmp_no_request. A reply in time on a new request passes."""
+    k1 = cap.add(echo(CLIENT4, SERVER4, 0x5005, 1), "new_connection")
+    assert k1
+    cap.wait(6)
+    cap.add(echo(SERVER4, CLIENT4, 0x5005, 1, reply=True), "icmp_no_request")
+    k2 = cap.add(echo(CLIENT4, SERVER4, 0x5005, 2), "new_connection")
+    cap.add(echo(SERVER4, CLIENT4, 0x5005, 2, reply=True), "established", k2)
+
+
+# ------------------------------------------------------------ UDP, other
+
+
+@case
+def udp_states(cap):
+    """UDP flows without a handshake: unreplied until the first reply,
+    assured after it. With the config's timeouts (unreplied 5 s, assured
+    10 s): an assured flow idle 6 s lives on; an unreplied flow idle 6 s
+    has expired, so its late reply is a first packet from the outside and
+    is dropped (default_deny), and the client's next datagram opens a new
+    connection; the assured flow idle 17 s has expired too and its next
+    datagram opens a new connection."""
+    a = lambda src, dst, sp, dp, data: frame(src, dst, UDP(sport=sp, dport=dp) / Raw(data))  # noqa: E731
+    k1 = cap.add(a(CLIENT4, SERVER4, 7000, 53, b"query-a"), "new_connection")
+    cap.add(a(SERVER4, CLIENT4, 53, 7000, b"answer-a"), "established", k1)
+    cap.wait(6)
+    cap.add(a(CLIENT4, SERVER4, 7000, 53, b"query-a2"), "established", k1)
+    cap.add(a(SERVER4, CLIENT4, 53, 7000, b"answer-a2"), "established", k1)
+    k2 = cap.add(a(CLIENT4, SERVER4, 7001, 53, b"query-b"), "new_connection")
+    cap.add(a(CLIENT4, SERVER4, 7001, 53, b"query-b-again"), "established", k2)
+    cap.wait(6)
+    cap.add(a(SERVER4, CLIENT4, 53, 7001, b"answer-b-late"), "default_deny")
+    k3 = cap.add(a(CLIENT4, SERVER4, 7001, 53, b"query-b2"), "new_connection")
+    cap.add(a(SERVER4, CLIENT4, 53, 7001, b"answer-b2"), "established", k3)
+    cap.wait(11)
+    cap.add(a(CLIENT4, SERVER4, 7000, 53, b"query-a3"), "new_connection")
+    k5 = cap.add(a(CLIENT6, SERVER6, 7002, 53, b"query-c"), "new_connection")
+    cap.add(a(SERVER6, CLIENT6, 53, 7002, b"answer-c"), "established", k5)
+    cap.add(a(ATTACKER4, CLIENT4, 53, 7003, b"unsolicited"), "default_deny")
+
+
+@case
+def other_protocols(cap):
+    """IP protocols without a module of their own are tracked per address
+    pair and protocol (modules/other): GRE from the inside opens a flow
+    and the outside's GRE back passes; ESP over IPv6 likewise; SCTP from
+    the outside matches no rule."""
+    k1 = cap.add(frame(CLIENT4, SERVER4, GRE(proto=0x0800) / IP(src="192.168.1.1", dst="192.168.2.1") /
+                       UDP(sport=1, dport=2)), "new_connection")
+    cap.add(frame(SERVER4, CLIENT4, GRE(proto=0x0800) / IP(src="192.168.2.1", dst="192.168.1.1") /
+                  UDP(sport=2, dport=1)), "established", k1)
+    esp_out = ip(CLIENT6, SERVER6, nh=50) / Raw(struct.pack("!II", 0x1000, 1) + payload(48))
+    k2 = cap.add(eth(CLIENT6) / esp_out, "new_connection")
+    esp_back = ip(SERVER6, CLIENT6, nh=50) / Raw(struct.pack("!II", 0x2000, 1) + payload(48))
+    cap.add(eth(SERVER6) / esp_back, "established", k2)
+    cap.add(frame(ATTACKER4, CLIENT4, SCTP(sport=3868, dport=3868)), "default_deny")
+
+
+# --------------------------------------------------------------- IPv6 ext
+
+
+@case
+def ipv6_extension_headers(cap):
+    """IPv6 extension header chains (RFC 8200 4, RFC 5095, RFC 7045). A
+    UDP flow whose first datagram carries hop-by-hop options (the reply
+    without them is the same flow), a TCP SYN with destination options, a
+    segment routing header (type 4) with no segments left: all open
+    connections. A type 0 routing header is ipv6_routing_type0 (RFC
+    5095); hop-by-hop anywhere but first, two fragment headers, and a
+    header running past the payload are ipv6_bad_extension; nine
+    extension headers are ipv6_too_many_extensions."""
+    hbh = IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00\x00\x00\x00")])
+    k1 = cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6) / hbh / UDP(sport=7100, dport=53) /
+                 Raw(b"with hop-by-hop"), "new_connection")
+    cap.add(frame(SERVER6, CLIENT6, UDP(sport=53, dport=7100) / Raw(b"plain")), "established", k1)
+    t = Tcp(CLIENT6, 40030, SERVER6, 80, 0x01000000, 0x02000000)
+    syn = t.seg(True, "S")
+    syn[IPv6].remove_payload()
+    k2 = cap.add(syn / IPv6ExtHdrDestOpt() / TCP(sport=40030, dport=80, flags="S", seq=0x01000000,
+                                                window=64240), "new_connection")
+    cap.add(t.seg(False, "SA"), "established", k2)
+    srh = IPv6ExtHdrSegmentRouting(addresses=[SERVER6], segleft=0, lastentry=0)
+    cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6) / srh / UDP(sport=7101, dport=53) /
+            Raw(b"segment routing"), "new_connection")
+    rh0 = IPv6ExtHdrRouting(type=0, addresses=[CLIENT6], segleft=1)
+    cap.add(eth(ATTACKER6) / IPv6(src=ATTACKER6, dst=WEB6) / rh0 / TCP(sport=50010, dport=80, flags="S"),
+            "ipv6_routing_type0")
+    cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6) / IPv6ExtHdrDestOpt() /
+            IPv6ExtHdrHopByHop() / UDP(sport=7102, dport=53), "ipv6_bad_extension")
+    cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6) / IPv6ExtHdrFragment(nh=44, id=1) /
+            IPv6ExtHdrFragment(nh=17, id=1) / UDP(sport=7103, dport=53), "ipv6_bad_extension")
+    # A destination options header claiming 64 bytes where 8 remain.
+    cut = bytes(IPv6ExtHdrDestOpt(nh=59))
+    cut = cut[:1] + bytes([7]) + cut[2:]
+    cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6, nh=60) / Raw(cut), "ipv6_bad_extension")
+    chain = IPv6ExtHdrHopByHop()
+    for _ in range(8):
+        chain = chain / IPv6ExtHdrDestOpt()
+    cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6) / chain / UDP(sport=7104, dport=53),
+            "ipv6_too_many_extensions")
+
+
+# -------------------------------------------------------------- fragments
+
+
+def fragments4(src, dst, l4, ident, sizes, proto=None):
+    """Splits the IPv4 datagram src -> dst carrying l4 into fragments of
+    the given payload sizes (multiples of 8 but the last)."""
+    whole = bytes(IP(src=src, dst=dst, id=ident) / l4)
+    ihl = (whole[0] & 0x0F) * 4
+    data = whole[ihl:]
+    proto = whole[9] if proto is None else proto
+    out, off = [], 0
+    for i, n in enumerate(sizes):
+        chunk = data[off:off + n]
+        more = i + 1 < len(sizes)
+        out.append(eth(src) / IP(src=src, dst=dst, id=ident, proto=proto, flags="MF" if more else 0,
+                                 frag=off // 8) / Raw(chunk))
+        off += n
+    if off != len(data):
+        raise ValueError("fragment sizes %r do not add up to %d" % (sizes, len(data)))
+    return out
+
+
+def fragments6(src, dst, l4, ident, sizes, nh=None):
+    whole = bytes(IPv6(src=src, dst=dst) / l4)
+    data = whole[40:]
+    nh = whole[6] if nh is None else nh
+    out, off = [], 0
+    for i, n in enumerate(sizes):
+        chunk = data[off:off + n]
+        more = i + 1 < len(sizes)
+        out.append(eth(src) / IPv6(src=src, dst=dst, nh=44) /
+                   IPv6ExtHdrFragment(nh=nh, offset=off // 8, m=int(more), id=ident) / Raw(chunk))
+        off += n
+    if off != len(data):
+        raise ValueError("fragment sizes %r do not add up to %d" % (sizes, len(data)))
+    return out
+
+
+@case
+def fragments_ipv4(cap):
+    """IPv4 fragments (RFC 791, RFC 1858). A UDP datagram from the inside
+    in three fragments: the first opens the connection, the later two
+    pass as fragment with its ID; the reply in two fragments likewise. An
+    echo request in two fragments. A later fragment arriving before its
+    first is frag_without_first; the first and the rest then pass. A
+    datagram from the outside that policy denies: the first fragment is
+    default_deny, the later one frag_of_dropped. A first fragment too
+    short for the TCP header (tiny fragment attack) is
+    frag_first_too_small; a later fragment at offset 8 of a TCP datagram
+    would overwrite the header (frag_overlaps_header); one that would
+    reassemble past 65535 bytes is frag_bad_offset. A later fragment 6 s
+    after its first, past the fragment timeout (5 s), is
+    frag_without_first."""
+    d = UDP(sport=7200, dport=9000) / Raw(payload(3000))
+    f = fragments4(CLIENT4, SERVER4, d, 0x0101, [1480, 1480, 48])
+    k1 = cap.add(f[0], "new_connection")
+    cap.add(f[1], "fragment", k1)
+    cap.add(f[2], "fragment", k1)
+    r = fragments4(SERVER4, CLIENT4, UDP(sport=9000, dport=7200) / Raw(payload(2000, 1)), 0x0202,
+                   [1480, 528])
+    cap.add(r[0], "established", k1)
+    cap.add(r[1], "fragment", k1)
+    e = fragments4(CLIENT4, SERVER4, ICMP(type=8, id=0x6006, seq=1) / Raw(payload(1600)), 0x0303,
+                   [1480, 128])
+    k2 = cap.add(e[0], "new_connection")
+    cap.add(e[1], "fragment", k2)
+    cap.add(fragments4(SERVER4, CLIENT4, ICMP(type=0, id=0x6006, seq=1) / Raw(payload(1600)), 0x0304,
+                       [1480, 128])[0], "established", k2)
+    o = fragments4(CLIENT4, SERVER4, UDP(sport=7201, dport=9000) / Raw(payload(2500)), 0x0404,
+                   [1480, 1028])
+    cap.add(o[1], "frag_without_first")
+    k3 = cap.add(o[0], "new_connection")
+    cap.add(o[1], "fragment", k3)
+    x = fragments4(ATTACKER4, CLIENT4, UDP(sport=53, dport=7300) / Raw(payload(2000)), 0x0505,
+                   [1480, 528])
+    cap.add(x[0], "default_deny")
+    cap.add(x[1], "frag_of_dropped")
+    tiny = eth(ATTACKER4) / IP(src=ATTACKER4, dst=WEB4, id=0x0606, proto=6, flags="MF", frag=0) / \
+        Raw(bytes(TCP(sport=50020, dport=80, flags="S"))[:8])
+    cap.add(tiny, "frag_first_too_small")
+    overlap = eth(ATTACKER4) / IP(src=ATTACKER4, dst=WEB4, id=0x0707, proto=6, frag=1) / \
+        Raw(bytes(TCP(sport=50020, dport=22, flags="S"))[8:])
+    cap.add(overlap, "frag_overlaps_header")
+    death = eth(ATTACKER4) / IP(src=ATTACKER4, dst=CLIENT4, id=0x0808, proto=1, frag=8189) / \
+        Raw(payload(100))
+    cap.add(death, "frag_bad_offset")
+    late = fragments4(CLIENT4, SERVER4, UDP(sport=7202, dport=9000) / Raw(payload(1600)), 0x0909,
+                      [1480, 128])
+    k4 = cap.add(late[0], "new_connection")
+    assert k4
+    cap.wait(6)
+    cap.add(late[1], "frag_without_first")
+
+
+@case
+def fragments_ipv6(cap):
+    """IPv6 fragments (RFC 8200 4.5, RFC 7112, RFC 6946). A UDP datagram
+    in three fragments from the inside (first opens the connection, the
+    rest are fragment with its ID) and an echo request in two. An
+    orphan later fragment is frag_without_first; fragments of a denied
+    datagram from the outside: default_deny, then frag_of_dropped. A
+    first fragment that does not hold the whole header chain (RFC 7112:
+    the UDP header cut after 4 bytes; a destination options header cut)
+    is frag_first_too_small; a later fragment at offset 8 of a TCP
+    datagram is frag_overlaps_header. An atomic fragment (offset 0, no
+    more fragments) is a whole packet (RFC 6946) and opens a connection."""
+    d = UDP(sport=7400, dport=9000) / Raw(payload(3000))
+    f = fragments6(CLIENT6, SERVER6, d, 0x01010101, [1448, 1448, 112])
+    k1 = cap.add(f[0], "new_connection")
+    cap.add(f[1], "fragment", k1)
+    cap.add(f[2], "fragment", k1)
+    e = fragments6(CLIENT6, SERVER6, ICMPv6EchoRequest(id=0x7007, seq=1, data=payload(1600)),
+                   0x02020202, [1448, 160])
+    k2 = cap.add(e[0], "new_connection")
+    cap.add(e[1], "fragment", k2)
+    orphan = fragments6(CLIENT6, SERVER6, UDP(sport=7401, dport=9000) / Raw(payload(2000)),
+                        0x03030303, [1448, 560])
+    cap.add(orphan[1], "frag_without_first")
+    x = fragments6(ATTACKER6, CLIENT6, UDP(sport=53, dport=7500) / Raw(payload(2000)), 0x04040404,
+                   [1448, 560])
+    cap.add(x[0], "default_deny")
+    cap.add(x[1], "frag_of_dropped")
+    udp_cut = eth(ATTACKER6) / IPv6(src=ATTACKER6, dst=WEB6, nh=44) / \
+        IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=0x05050505) / \
+        Raw(bytes(UDP(sport=53, dport=80, len=1000))[:4])
+    cap.add(udp_cut, "frag_first_too_small")
+    do_cut = bytes(IPv6ExtHdrDestOpt(nh=17, options=[PadN(optdata=bytes(12))]))[:8]
+    chain_cut = eth(ATTACKER6) / IPv6(src=ATTACKER6, dst=WEB6, nh=44) / \
+        IPv6ExtHdrFragment(nh=60, offset=0, m=1, id=0x06060606) / Raw(do_cut)
+    cap.add(chain_cut, "frag_first_too_small")
+    overlap = eth(ATTACKER6) / IPv6(src=ATTACKER6, dst=WEB6, nh=44) / \
+        IPv6ExtHdrFragment(nh=6, offset=1, m=0, id=0x07070707) / Raw(payload(40))
+    cap.add(overlap, "frag_overlaps_header")
+    atomic = eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6, nh=44) / \
+        IPv6ExtHdrFragment(nh=17, offset=0, m=0, id=0x08080808) / UDP(sport=7402, dport=53) / \
+        Raw(b"atomic")
+    k3 = cap.add(atomic, "new_connection")
+    cap.add(frame(SERVER6, CLIENT6, UDP(sport=53, dport=7402) / Raw(b"reply")), "established", k3)
+
+
+# ------------------------------------------------------ L2, VLAN, malformed
+
+
+def raw_frame(src_addr, ethertype, body):
+    return eth(src_addr, type=ethertype) / Raw(body)
+
+
+@case
+def layer2(cap):
+    """Layer 2 (l2 settings: arp on, non_ip off, ipv6_nd on): an ARP
+    request and reply pass as arp; LLDP and an unknown ethertype are
+    non_ip_denied. Frames cut short: 10 bytes (eth_truncated), a VLAN tag
+    cut after 2 bytes (vlan_truncated); three stacked tags are
+    vlan_too_many_tags."""
+    cap.add(Ether(src=MAC_IN, dst="ff:ff:ff:ff:ff:ff") /
+            ARP(op=1, hwsrc=MAC_IN, psrc=CLIENT4, pdst="10.0.0.1"), "arp")
+    cap.add(Ether(src=MAC_OUT, dst=MAC_IN) /
+            ARP(op=2, hwsrc=MAC_OUT, psrc="10.0.0.1", hwdst=MAC_IN, pdst=CLIENT4), "arp")
+    cap.add(Ether(src=MAC_OUT, dst="01:80:c2:00:00:0e", type=0x88CC) /
+            Raw(bytes.fromhex("0207046c6c647000040703020000000000140602007800000000")), "non_ip_denied")
+    cap.add(raw_frame(CLIENT4, 0x88B5, payload(46)), "non_ip_denied")
+    cap.add(Raw(bytes.fromhex("02000000001402000000000a0800")[:10]), "eth_truncated")
+    cap.add(Raw(bytes.fromhex("02000000001402000000000a81000064")), "vlan_truncated")
+    cap.add(Ether(src=MAC_IN, dst=MAC_OUT, type=0x88A8) / Dot1Q(vlan=1, type=0x8100) /
+            Dot1Q(vlan=2, type=0x8100) / Dot1Q(vlan=3) / IP(src=CLIENT4, dst=SERVER4) /
+            UDP(sport=1, dport=2), "vlan_too_many_tags")
+
+
+@case(config="synthetic-l2.config.json")
+def layer2_switches(cap):
+    """The l2 switches the other way round (synthetic-l2.config.json: arp
+    off, non_ip on, ipv6_nd off): ARP is arp_denied, LLDP passes as
+    non_ip, neighbour solicitation and advertisement are ipv6_nd_denied.
+    IP traffic is unaffected: an inside UDP flow opens and is answered."""
+    cap.add(Ether(src=MAC_IN, dst="ff:ff:ff:ff:ff:ff") /
+            ARP(op=1, hwsrc=MAC_IN, psrc=CLIENT4, pdst="10.0.0.1"), "arp_denied")
+    cap.add(Ether(src=MAC_OUT, dst="01:80:c2:00:00:0e", type=0x88CC) /
+            Raw(bytes.fromhex("0207046c6c647000040703020000000000140602007800000000")), "non_ip")
+    cap.add(frame(LINK_IN6, "ff02::1:ff00:14", ICMPv6ND_NS(tgt=SERVER6), ip_kw={"hlim": 255}),
+            "ipv6_nd_denied")
+    cap.add(frame(SERVER6, CLIENT6, ICMPv6ND_NA(tgt=SERVER6, R=0, S=1, O=1), ip_kw={"hlim": 255}),
+            "ipv6_nd_denied")
+    k = cap.add(frame(CLIENT4, SERVER4, UDP(sport=7605, dport=53) / Raw(b"q")), "new_connection")
+    cap.add(frame(SERVER4, CLIENT4, UDP(sport=53, dport=7605) / Raw(b"a")), "established", k)
+
+
+@case
+def vlan(cap):
+    """Tagged traffic: a TCP connection over 802.1Q VLAN 100, a UDP
+    exchange over IPv6 double-tagged (802.1ad outer 0x88a8, 802.1Q inner,
+    QinQ), a UDP exchange under the old 0x9100 QinQ ethertype, and ARP on
+    a VLAN. All pass like untagged traffic."""
+    def tag100(src):
+        return eth(src, type=0x8100) / Dot1Q(vlan=100)
+    t = Tcp(CLIENT4, 40040, SERVER4, 80, 0x01000000, 0x02000000, l2=tag100)
+    k1 = t.handshake(cap)
+    cap.add(t.seg(True, "PA", payload(100)), "established", k1)
+    cap.add(t.seg(False, "PA", payload(100)), "established", k1)
+    t.close(cap, k1)
+
+    def qinq(src, outer=0x88A8):
+        return eth(src, type=outer) / Dot1Q(vlan=10, type=0x8100) / Dot1Q(vlan=20)
+    k2 = cap.add(qinq(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6) / UDP(sport=7600, dport=53) /
+                 Raw(b"q"), "new_connection")
+    cap.add(qinq(SERVER6) / IPv6(src=SERVER6, dst=CLIENT6) / UDP(sport=53, dport=7600) / Raw(b"a"),
+            "established", k2)
+    k3 = cap.add(qinq(CLIENT4, 0x9100) / IP(src=CLIENT4, dst=SERVER4) / UDP(sport=7601, dport=53) /
+                 Raw(b"q"), "new_connection")
+    cap.add(qinq(SERVER4, 0x9100) / IP(src=SERVER4, dst=CLIENT4) / UDP(sport=53, dport=7601) /
+            Raw(b"a"), "established", k3)
+    cap.add(Ether(src=MAC_IN, dst="ff:ff:ff:ff:ff:ff", type=0x8100) / Dot1Q(vlan=100) /
+            ARP(op=1, hwsrc=MAC_IN, psrc=CLIENT4, pdst="10.0.0.1"), "arp")
+
+
+def ipv4_bytes(pkt):
+    """IPv4 header and payload of a scapy IP packet, checksums filled in."""
+    return bytearray(bytes(pkt))
+
+
+def refresh_ipv4_checksum(b, ihl=None):
+    ihl = (b[0] & 0x0F) * 4 if ihl is None else ihl
+    b[10:12] = b"\x00\x00"
+    s = 0
+    for i in range(0, ihl, 2):
+        s += (b[i] << 8) | b[i + 1]
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    b[10:12] = struct.pack("!H", ~s & 0xFFFF)
+    return b
+
+
+@case
+def malformed_ipv4(cap):
+    """Malformed IPv4 (RFC 791, RFC 1122 3.2.1, RFC 7126): fewer than 20
+    bytes (ipv4_truncated); version 5 and a header length under 20
+    (ipv4_bad_header); a header length beyond the frame (ipv4_truncated);
+    a total length below the header or beyond the frame
+    (ipv4_bad_length); a wrong header checksum (ipv4_bad_checksum); an
+    option whose length runs off the header (ipv4_bad_options); loose and
+    strict source routes (ipv4_source_route, RFC 7126 4.3/4.4). A
+    well-formed record-route option and Ethernet padding after the
+    datagram (a 60-byte minimum frame) are fine: those open connections."""
+    udp = UDP(sport=7700, dport=53) / Raw(b"x")
+    good = ipv4_bytes(IP(src=CLIENT4, dst=SERVER4) / udp)
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(good[:16])), "ipv4_truncated")
+    b = bytearray(good)
+    b[0] = 0x55
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(refresh_ipv4_checksum(b, 20))), "ipv4_bad_header")
+    b = bytearray(good)
+    b[0] = 0x44
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(b)), "ipv4_bad_header")
+    b = bytearray(good)
+    b[0] = 0x4F  # 60-byte header, 29 bytes present
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(b)), "ipv4_truncated")
+    b = bytearray(good)
+    b[2:4] = struct.pack("!H", 16)
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(refresh_ipv4_checksum(b))), "ipv4_bad_length")
+    b = bytearray(good)
+    b[2:4] = struct.pack("!H", 500)
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(refresh_ipv4_checksum(b))), "ipv4_bad_length")
+    b = bytearray(good)
+    b[10] ^= 0xFF
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(b)), "ipv4_bad_checksum")
+    bad_opt = IP(src=CLIENT4, dst=SERVER4, options=[Raw(b"\x07\x09\x04\x00")]) / udp
+    cap.add(eth(CLIENT4) / bad_opt, "ipv4_bad_options")
+    lsrr = IP(src=ATTACKER4, dst=CLIENT4, options=[Raw(b"\x83\x07\x04" + bytes(4) + b"\x00")]) / udp
+    cap.add(eth(ATTACKER4) / lsrr, "ipv4_source_route")
+    ssrr = IP(src=CLIENT4, dst=SERVER4, options=[Raw(b"\x89\x07\x04" + bytes(4) + b"\x00")]) / udp
+    cap.add(eth(CLIENT4) / ssrr, "ipv4_source_route")
+    rr = IP(src=CLIENT4, dst=SERVER4, options=[Raw(b"\x07\x07\x04" + bytes(4) + b"\x00")]) / \
+        UDP(sport=7701, dport=53) / Raw(b"record route")
+    cap.add(eth(CLIENT4) / rr, "new_connection")
+    padded = eth(CLIENT4) / IP(src=CLIENT4, dst=SERVER4) / UDP(sport=7702, dport=53) / Raw(b"p")
+    cap.add(bytes(padded) + bytes(60 - len(bytes(padded))), "new_connection")
+
+
+@case
+def malformed_ipv6(cap):
+    """Malformed IPv6 (RFC 8200, RFC 4942): fewer than 40 bytes
+    (ipv6_truncated), version 4 under the IPv6 ethertype
+    (ipv6_bad_header), a payload length beyond the frame
+    (ipv6_bad_length), IPv4-mapped source and destination addresses
+    (ipv6_mapped_address, RFC 4942 2.2)."""
+    good = bytes(IPv6(src=CLIENT6, dst=SERVER6) / UDP(sport=7800, dport=53) / Raw(b"x"))
+    cap.add(raw_frame(CLIENT6, 0x86DD, good[:36]), "ipv6_truncated")
+    b = bytearray(good)
+    b[0] = 0x40 | (b[0] & 0x0F)
+    cap.add(raw_frame(CLIENT6, 0x86DD, bytes(b)), "ipv6_bad_header")
+    b = bytearray(good)
+    b[4:6] = struct.pack("!H", 400)
+    cap.add(raw_frame(CLIENT6, 0x86DD, bytes(b)), "ipv6_bad_length")
+    cap.add(frame("::ffff:10.0.0.10", SERVER6, UDP(sport=7801, dport=53)), "ipv6_mapped_address")
+    cap.add(frame(ATTACKER6, "::ffff:10.0.0.10", UDP(sport=53, dport=7802)), "ipv6_mapped_address")
+
+
+def udp_with_checksum_ffff(src, dst, sport, dport):
+    """A UDP datagram whose checksum computes to zero, so that it is sent as
+    0xffff: the first two-byte payload (counting up) that gives one."""
+    for n in range(65536):
+        pkt = frame(src, dst, UDP(sport=sport, dport=dport) / Raw(struct.pack("!H", n)))
+        if bytes(pkt[UDP])[6:8] == b"\xff\xff":
+            return pkt
+    raise ValueError("no payload gives a zero UDP checksum")
+
+
+def tcp_bytes(src, dst, tcp):
+    """The IP datagram of a TCP segment with a correct checksum, as bytes."""
+    return bytes(ip(src, dst) / tcp)
+
+
+@case
+def malformed_l4(cap):
+    """Malformed transport headers (RFC 9293 3.1, RFC 768, RFC 792, RFC
+    4443, RFC 8200 8.1). TCP: a segment shorter than 20 bytes and one
+    whose data offset points past the segment (tcp_truncated), a data
+    offset under 5 (tcp_bad_header), SYN+FIN and no flags at all
+    (tcp_bad_flags), an MSS option of length 3 and an option running off
+    the header (tcp_bad_options), a wrong checksum (bad_l4_checksum).
+    UDP: fewer than 8 bytes (udp_truncated), a length under 8 or beyond
+    the datagram (udp_bad_length), a wrong checksum (bad_l4_checksum),
+    a zero checksum over IPv6 (bad_l4_checksum) but over IPv4 (allowed by
+    RFC 768: opens a connection). ICMP shorter than 8 bytes
+    (icmp_truncated), ICMP and ICMPv6 with wrong checksums
+    (bad_l4_checksum), ICMP carried in IPv6 and ICMPv6 carried in IPv4
+    (unsupported_protocol). ICMP errors whose quoted packet is an ICMP
+    error, is cut inside its transport header, is not IPv4, or is a later
+    fragment (icmp_bad_inner)."""
+    syn = TCP(sport=40050, dport=80, flags="S", seq=1000, window=1024)
+    whole = tcp_bytes(CLIENT4, SERVER4, syn)
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(IP(src=CLIENT4, dst=SERVER4, proto=6) / Raw(whole[20:32]))),
+            "tcp_truncated")
+    b = bytearray(whole)
+    b[32] = 0x80  # data offset 8 words, 5 present
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(b)), "tcp_truncated")
+    b = bytearray(whole)
+    b[32] = 0x40
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(b)), "tcp_bad_header")
+    cap.add(frame(ATTACKER4, WEB4, TCP(sport=50030, dport=80, flags="SF")), "tcp_bad_flags")
+    cap.add(frame(ATTACKER4, WEB4, TCP(sport=50031, dport=80, flags="")), "tcp_bad_flags")
+    # Options written as bytes after a 24-byte header: scapy's checksum
+    # then covers them as it covers any segment.
+    cap.add(frame(CLIENT4, SERVER4, TCP(sport=40051, dport=80, flags="S", dataofs=6) /
+                  Raw(b"\x02\x03\x05\x00")), "tcp_bad_options")
+    cap.add(frame(CLIENT4, SERVER4, TCP(sport=40052, dport=80, flags="S", dataofs=6) /
+                  Raw(b"\x01\x01\x08\x0a")), "tcp_bad_options")
+    cap.add(frame(CLIENT4, SERVER4, TCP(sport=40053, dport=80, flags="S", chksum=0x1234)),
+            "bad_l4_checksum")
+    cap.add(frame(CLIENT6, SERVER6, TCP(sport=40054, dport=80, flags="S", chksum=0x1234)),
+            "bad_l4_checksum")
+
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(IP(src=CLIENT4, dst=SERVER4, proto=17) / Raw(b"\x1e\x00\x00\x35"))),
+            "udp_truncated")
+    cap.add(frame(CLIENT4, SERVER4, UDP(sport=7900, dport=53, len=6) / Raw(b"abc")), "udp_bad_length")
+    cap.add(frame(CLIENT4, SERVER4, UDP(sport=7901, dport=53, len=200) / Raw(b"abc")), "udp_bad_length")
+    cap.add(frame(CLIENT4, SERVER4, UDP(sport=7902, dport=53, chksum=0x1234) / Raw(b"abc")),
+            "bad_l4_checksum")
+    cap.add(frame(CLIENT6, SERVER6, UDP(sport=7903, dport=53, chksum=0) / Raw(b"abc")),
+            "bad_l4_checksum")
+    k = cap.add(frame(CLIENT4, SERVER4, UDP(sport=7904, dport=53, chksum=0) / Raw(b"abc")),
+                "new_connection")
+    assert k
+    # A computed checksum of zero goes on the wire as 0xffff (RFC 768).
+    cap.add(udp_with_checksum_ffff(CLIENT6, SERVER6, 7905, 53), "new_connection")
+
+    cap.add(raw_frame(CLIENT4, 0x0800, bytes(IP(src=CLIENT4, dst=SERVER4, proto=1) / Raw(b"\x08\x00\xf7\xff"))),
+            "icmp_truncated")
+    cap.add(frame(CLIENT4, SERVER4, ICMP(type=8, id=1, seq=1, chksum=0x1234)), "bad_l4_checksum")
+    cap.add(frame(CLIENT6, SERVER6, ICMPv6EchoRequest(id=1, seq=1, cksum=0x1234)), "bad_l4_checksum")
+    cap.add(eth(CLIENT6) / IPv6(src=CLIENT6, dst=SERVER6, nh=1) / ICMP(type=8, id=1, seq=1),
+            "unsupported_protocol")
+    cap.add(eth(CLIENT4) / IP(src=CLIENT4, dst=SERVER4, proto=58) / ICMPv6EchoRequest(id=1, seq=1, cksum=0),
+            "unsupported_protocol")
+
+    inner_err = IPerror(src=CLIENT4, dst=SERVER4) / ICMPerror(type=3, code=3)
+    cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / inner_err), "icmp_bad_inner")
+    cut = bytes(IPerror(src=CLIENT4, dst=SERVER4, proto=17, ihl=5, len=28))[:20] + b"\x1e\x00\x00\x35"
+    cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / Raw(cut)), "icmp_bad_inner")
+    v6_inner = bytes(IPv6(src=CLIENT6, dst=SERVER6) / UDP(sport=1, dport=2))
+    cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / Raw(v6_inner)), "icmp_bad_inner")
+    later = IPerror(src=CLIENT4, dst=SERVER4, proto=17, frag=10) / Raw(payload(8))
+    cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / later), "icmp_bad_inner")
+
+
+def build(names=None):
+    caps = []
+    for fn in CASES:
+        if names and fn.__name__ not in names:
+            continue
+        cap = Capture(fn.__name__, fn.__doc__)
+        fn(cap)
+        caps.append(cap)
+    return caps
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out-dir", default=os.path.join(here, "synthetic"))
+    ap.add_argument("--case", action="append", help="only this case (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the cases and what they check")
+    args = ap.parse_args()
+    known = {fn.__name__ for fn in CASES}
+    for name in args.case or []:
+        if name not in known:
+            sys.exit("gen_synthetic.py: no case %s (see --list)" % name)
+    if args.list:
+        for fn in CASES:
+            print("%s (%s)" % (fn.__name__, fn.config))
+            print("    " + " ".join(fn.__doc__.split()))
+        return
+    os.makedirs(args.out_dir, exist_ok=True)
+    for cap in build(args.case):
+        cap.write(args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
