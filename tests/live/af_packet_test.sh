@@ -8,10 +8,15 @@
 # server outside) must arrive intact; a connection from outside to a server
 # inside must be blocked; holdfast's final statistics must show both.
 #
-# usage: af_packet_test.sh HOLDFAST
+# With WORKERS=2 it runs two workers (on two lcores sharing the CPUs) and two
+# AF_PACKET queue pairs, so packets the kernel's fanout gives the wrong
+# worker cross the handoff rings.
+#
+# usage: [WORKERS=N] af_packet_test.sh HOLDFAST
 set -euo pipefail
 
 HOLDFAST=$(realpath "$1")
+WORKERS=${WORKERS:-1}
 ID=$$
 NS_IN=hf-in-$ID
 NS_OUT=hf-out-$ID
@@ -61,9 +66,17 @@ cat >"$WORK/config.json" <<EOF
 }
 EOF
 
-ip netns exec "$NS_FW" "$HOLDFAST" --no-huge --no-pci -m 512 -l 0 --no-shconf --no-telemetry \
-  --file-prefix "hf-live-$ID" \
-  --vdev "net_af_packet0,iface=fwi$ID" --vdev "net_af_packet1,iface=fwo$ID" \
+if [ "$WORKERS" -eq 1 ]; then
+  LCORES="0@0"
+else
+  # Main lcore plus WORKERS worker lcores, spread over the CPUs there are.
+  LCORES="0@0"
+  for w in $(seq 1 "$WORKERS"); do LCORES="$LCORES,$w@$((w % $(nproc)))"; done
+fi
+ip netns exec "$NS_FW" "$HOLDFAST" --no-huge --no-pci -m 512 --lcores "$LCORES" --no-shconf \
+  --no-telemetry --file-prefix "hf-live-$ID" \
+  --vdev "net_af_packet0,iface=fwi$ID,qpairs=$WORKERS" \
+  --vdev "net_af_packet1,iface=fwo$ID,qpairs=$WORKERS" \
   -- --config "$WORK/config.json" >"$WORK/stats.json" 2>"$WORK/holdfast.err" &
 HF_PID=$!
 for _ in $(seq 100); do
@@ -104,9 +117,11 @@ echo "ok: connection from outside blocked"
 kill -INT "$HF_PID"
 wait "$HF_PID" || fail "holdfast exited with an error"
 HF_PID=""
-/usr/bin/python3 - "$WORK/stats.json" <<'EOF' || fail "final statistics are not as expected"
+/usr/bin/python3 - "$WORK/stats.json" "$WORKERS" <<'EOF' || fail "final statistics are not as expected"
 import json, sys
-s = json.load(open(sys.argv[1]))["pipeline"]
+stats = json.load(open(sys.argv[1]))
+assert len(stats["workers"]) == int(sys.argv[2]), stats["workers"]
+s = stats["pipeline"]
 reasons = s["reasons"]
 assert s["connections"]["opened"]["tcp"] >= 1, s["connections"]
 assert reasons.get("established", 0) > 1000, reasons   # the 4 MiB transfer
@@ -114,6 +129,9 @@ assert reasons.get("default_deny", 0) >= 1, reasons     # the SYN(s) from outsid
 assert reasons.get("arp", 0) >= 2, reasons              # neighbours resolved through it
 rules = {r["name"]: r["hits"] for r in s["rules"]}
 assert rules["inside-out"] >= 1 and rules["default"] >= 1, rules
-print("ok: statistics: %d established, %d default_deny, %d arp" %
-      (reasons["established"], reasons["default_deny"], reasons["arp"]))
+handoffs = sum(w["handoff_in"] for w in stats["workers"])
+assert handoffs == sum(w["handoff_out"] for w in stats["workers"]), stats["workers"]
+assert sum(w["handoff_full"] for w in stats["workers"]) == 0, stats["workers"]
+print("ok: statistics: %d established, %d default_deny, %d arp, %d handed off between workers" %
+      (reasons["established"], reasons["default_deny"], reasons["arp"], handoffs))
 EOF
