@@ -749,8 +749,8 @@ def icmp_untracked(cap):
     limit 255 and is ipv6_nd_bad_hop_limit with anything less (routed,
     so forged off-link). An ICMPv6 node information query from the
     outside matches no rule."""
-    cap.add(frame(CLIENT4, SERVER4, ICMP(type=13, id=1, seq=1)), "untracked")
-    cap.add(frame(ATTACKER4, CLIENT4, ICMP(type=13, id=2, seq=1)), "default_deny")
+    cap.add(frame(CLIENT4, SERVER4, ICMP(type=13, id=1, seq=1, ts_ori=36000000, ts_rx=0, ts_tx=0)), "untracked")
+    cap.add(frame(ATTACKER4, CLIENT4, ICMP(type=13, id=2, seq=1, ts_ori=36000000, ts_rx=0, ts_tx=0)), "default_deny")
     mld2 = IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) / ICMPv6MLReport2()
     cap.add(eth(LINK_IN6, dst="33:33:00:00:00:16") / IPv6(src=LINK_IN6, dst="ff02::16", hlim=1) / mld2,
             "untracked")
@@ -1175,12 +1175,15 @@ def malformed_ipv6(cap):
 
 def udp_with_checksum_ffff(src, dst, sport, dport):
     """A UDP datagram whose checksum computes to zero, so that it is sent as
-    0xffff: the first two-byte payload (counting up) that gives one."""
-    for n in range(65536):
-        pkt = frame(src, dst, UDP(sport=sport, dport=dport) / Raw(struct.pack("!H", n)))
-        if bytes(pkt[UDP])[6:8] == b"\xff\xff":
-            return pkt
-    raise ValueError("no payload gives a zero UDP checksum")
+    0xffff. With a two-byte payload of zero the checksum field is c = ~S (S
+    the one's complement sum of the rest); a payload of c adds ~S to that
+    sum, which makes it 0xffff and the computed checksum zero."""
+    zero = frame(src, dst, UDP(sport=sport, dport=dport) / Raw(b"\x00\x00"))
+    c = bytes(zero[UDP])[6:8]
+    pkt = frame(src, dst, UDP(sport=sport, dport=dport) / Raw(c))
+    if bytes(pkt[UDP])[6:8] != b"\xff\xff":
+        raise ValueError("the UDP checksum did not come out as zero")
+    return pkt
 
 
 def tcp_bytes(src, dst, tcp):
