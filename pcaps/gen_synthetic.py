@@ -371,6 +371,24 @@ def tcp_retransmission(cap):
 
 
 @case
+def tcp_syn_new_isn(cap):
+    """A client that restarts before its SYN is answered sends a new SYN
+    from the same port with a larger initial sequence number (RFC 9293
+    3.4.1; modules/tcp/tcp.h: "a SYN (or SYN/ACK) sent again with a new
+    initial sequence number"). The firewall follows the new SYN: the
+    SYN/ACK acknowledging it, and the rest of the connection, pass."""
+    t = Tcp(CLIENT4, 40065, SERVER4, 80, 0x16000000, 0x17000000)
+    k = cap.add(t.seg(True, "S"), "new_connection")
+    t.nxt[True] = 0x16100000
+    cap.add(t.seg(True, "S"), "established", k)
+    cap.add(t.seg(False, "SA"), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    cap.add(t.seg(True, "PA", payload(100)), "established", k)
+    cap.add(t.seg(False, "PA", payload(100)), "established", k)
+    t.close(cap, k)
+
+
+@case
 def tcp_simultaneous_open(cap):
     """Simultaneous open (RFC 9293 3.5, figure 8): both ends send a SYN,
     each answers the other's with a SYN/ACK, then data flows both ways.
@@ -654,6 +672,25 @@ def icmp_echo(cap):
         cap.add(echo(server, client, 0x2002, 1, reply=True), "icmp_no_request")
         cap.add(echo(client, server, 0x1001, 2, reply=True), "icmp_no_request")
         cap.add(echo(attacker, client, 0x3003, 1), "default_deny")
+
+
+@case
+def icmp_echo_both_ways(cap):
+    """Two hosts pinging each other with the same identifier are two flows
+    (dataplane/parser.cc: echo flows are keyed with the identifier on the
+    requester's side only, so "A pings B" and "B pings A with the same
+    identifier" are two flows). The published web server 10.0.0.80 pings
+    an outside host, and that host pings the web server (allowed by the
+    ping-web rule), both with identifier 0 (RFC 792 allows any value;
+    several stacks and tools use 0) and then both with identifier 7: each
+    request opens its own connection and each reply passes on it."""
+    for ident in (0, 7):
+        k1 = cap.add(echo(WEB4, SERVER4, ident, 1), "new_connection")
+        cap.add(echo(SERVER4, WEB4, ident, 1, reply=True), "established", k1)
+        k2 = cap.add(echo(SERVER4, WEB4, ident, 1), "new_connection")
+        cap.add(echo(WEB4, SERVER4, ident, 1, reply=True), "established", k2)
+        cap.add(echo(WEB4, SERVER4, ident, 2), "established", k1)
+        cap.add(echo(SERVER4, WEB4, ident, 2, reply=True), "established", k1)
 
 
 @case
