@@ -22,7 +22,7 @@ using namespace holdfast::test;
 ParsedPacket parse(const Bytes& frame, ParseOptions options = {}, OffloadHints hints = {},
                    Side side = Side::outside) {
   std::unique_ptr<uint8_t[]> copy(new uint8_t[frame.size() + 1]);
-  std::memcpy(copy.get(), frame.data(), frame.size());
+  if (!frame.empty()) std::memcpy(copy.get(), frame.data(), frame.size());
   ParsedPacket p;
   parse_frame(copy.get(), static_cast<uint32_t>(frame.size()), side, 7, options, p, hints);
   p.frame = nullptr;  // the copy dies here
