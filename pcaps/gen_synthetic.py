@@ -646,6 +646,77 @@ def tcp_policy(cap):
     w6.close(cap, k6)
 
 
+@case(config="synthetic-policy.config.json")
+def policy_matrix(cap):
+    """First-packet policy on and beside every edge of the rules in
+    synthetic-policy.config.json (first match wins, then the default):
+    TCP port range 1000-1999 denied to 198.51.100.0/25 and allowed beside
+    it; UDP ports 53, 123 and 5000-5010 allowed, their neighbours denied;
+    IPv6 destinations inside and just outside a /60, a /47 and a /97;
+    inbound SSH from the four addresses of a /30 (IPv4) and a /126 (IPv6)
+    and not from their neighbours, nor to another port or host; inbound
+    UDP from source port 53 to ports 32768-60999 only; GRE by protocol
+    number from either side; ICMP, matched by no rule, default_deny.
+    Every probe is a first packet on a tuple of its own: allowed ones
+    open a connection, denied ones are policy_deny (a deny rule matched)
+    or default_deny (none did)."""
+    allow, pdeny, ddeny = "new_connection", "policy_deny", "default_deny"
+    sport = [41000]
+
+    def probe(src, dst, proto, dport, expect, src_port=None):
+        sp = src_port if src_port is not None else sport[0]
+        sport[0] += 1
+        if proto == "tcp":
+            l4 = TCP(sport=sp, dport=dport, flags="S", seq=0x01000000, window=64240)
+        elif proto == "udp":
+            l4 = UDP(sport=sp, dport=dport) / Raw(b"probe")
+        elif proto == "gre":
+            l4 = GRE(proto=0x0800) / IP(src="192.168.1.1", dst="192.168.2.1") / UDP(sport=1, dport=2)
+        else:
+            l4 = echo(src, dst, sp, 1)[2]
+        cap.add(frame(src, dst, l4), expect)
+
+    for dst, dport, expect in (("198.51.100.5", 999, allow), ("198.51.100.5", 1000, pdeny),
+                               ("198.51.100.5", 1500, pdeny), ("198.51.100.5", 1999, pdeny),
+                               ("198.51.100.5", 2000, allow), ("198.51.100.0", 1000, pdeny),
+                               ("198.51.100.127", 1999, pdeny), ("198.51.100.128", 1000, allow),
+                               ("198.51.99.255", 1500, allow)):
+        probe(CLIENT4, dst, "tcp", dport, expect)
+    for dport, expect in ((52, pdeny), (53, allow), (54, pdeny), (122, pdeny), (123, allow),
+                          (124, pdeny), (4999, pdeny), (5000, allow), (5005, allow), (5010, allow),
+                          (5011, pdeny)):
+        probe(CLIENT4, SERVER4, "udp", dport, expect)
+    for dst, expect in (("2001:db8:100:10::1", allow), ("2001:db8:100:1f:ffff:ffff:ffff:ffff", allow),
+                        ("2001:db8:100:f:ffff:ffff:ffff:ffff", pdeny), ("2001:db8:100:20::", pdeny),
+                        ("2001:db8:200::", allow), ("2001:db8:201:abcd::1", allow),
+                        ("2001:db8:1ff:ffff:ffff:ffff:ffff:ffff", pdeny), ("2001:db8:202::", pdeny),
+                        ("2001:db8:300::8000:0", allow), ("2001:db8:300::ffff:ffff", allow),
+                        ("2001:db8:300::7fff:ffff", pdeny), ("2001:db8:300::1:0:0", pdeny)):
+        probe(CLIENT6, dst, "udp", 9999, expect)
+    probe(CLIENT6, "2001:db8:100:10::1", "udp", 53, allow)
+    probe(CLIENT6, "2001:db8:999::1", "udp", 53, allow)
+    for src, dst, dport, expect in (("203.0.113.63", "10.0.0.22", 22, ddeny),
+                                    ("203.0.113.64", "10.0.0.22", 22, allow),
+                                    ("203.0.113.67", "10.0.0.22", 22, allow),
+                                    ("203.0.113.68", "10.0.0.22", 22, ddeny),
+                                    ("203.0.113.65", "10.0.0.22", 23, ddeny),
+                                    ("203.0.113.65", "10.0.0.23", 22, ddeny),
+                                    ("2001:db8:bad::63", "fd00:0:0:1::22", 22, ddeny),
+                                    ("2001:db8:bad::64", "fd00:0:0:1::22", 22, allow),
+                                    ("2001:db8:bad::67", "fd00:0:0:1::22", 22, allow),
+                                    ("2001:db8:bad::68", "fd00:0:0:1::22", 22, ddeny),
+                                    ("2001:db8:bad::65", "fd00:0:0:1::23", 22, ddeny)):
+        probe(src, dst, "tcp", dport, expect)
+    for src_port, dport, expect in ((53, 32767, ddeny), (53, 32768, allow), (53, 60999, allow),
+                                    (53, 61000, ddeny), (54, 40000, ddeny), (52, 40001, ddeny)):
+        probe(SERVER4, CLIENT4, "udp", dport, expect, src_port=src_port)
+    probe(SERVER4, "10.0.1.10", "udp", 40002, ddeny, src_port=53)
+    probe(SERVER4, CLIENT4, "gre", 0, allow)
+    probe(CLIENT4, "198.51.100.30", "gre", 0, allow)
+    probe(CLIENT4, SERVER4, "icmp", 0, ddeny)
+    probe(ATTACKER4, CLIENT4, "icmp", 0, ddeny)
+
+
 # -------------------------------------------------------------------- ICMP
 
 
