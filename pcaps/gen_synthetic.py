@@ -986,6 +986,33 @@ def ipv6_extension_headers(cap):
             "ipv6_too_many_extensions")
 
 
+@case
+def ipv6_routing_checksum(cap):
+    """Upper-layer checksums under a routing header (RFC 8200 8.1: "If the
+    IPv6 packet contains a Routing header, the Destination Address used in
+    the pseudo-header is that of the final destination"). From the inside,
+    through the segment routing header of an SRv6 path (RFC 8754) whose
+    next segment is the router 2001:db8:100::1 and whose final segment is
+    the server, go a UDP datagram, an echo request and a TCP SYN, each with
+    the checksum the sender computed over the final destination: all are
+    correct packets and open connections. The same datagram with its
+    checksum computed over the router's address (the wrong pseudo-header)
+    is bad_l4_checksum."""
+    def srh():
+        return IPv6ExtHdrSegmentRouting(addresses=[SERVER6, ROUTER6], segleft=1, lastentry=1)
+
+    def via_router(l4):
+        return eth(CLIENT6) / IPv6(src=CLIENT6, dst=ROUTER6) / srh() / l4
+
+    cap.add(via_router(UDP(sport=7120, dport=53) / Raw(b"srv6 datagram")), "new_connection")
+    cap.add(via_router(ICMPv6EchoRequest(id=0x7120, seq=1, data=b"srv6 ping")), "new_connection")
+    cap.add(via_router(TCP(sport=40070, dport=80, flags="S", seq=0x18000000, window=64240)),
+            "new_connection")
+    wrong = bytes(IPv6(src=CLIENT6, dst=ROUTER6) / UDP(sport=7121, dport=53) / Raw(b"srv6 datagram"))
+    cap.add(via_router(UDP(sport=7121, dport=53, chksum=struct.unpack("!H", wrong[46:48])[0]) /
+                       Raw(b"srv6 datagram")), "bad_l4_checksum")
+
+
 # -------------------------------------------------------------- fragments
 
 
