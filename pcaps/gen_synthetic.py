@@ -1108,6 +1108,33 @@ def fragments_ipv4(cap):
 
 
 @case
+def fragmented_tcp(cap):
+    """TCP segments fragmented by IPv4 (sent without DF over a path with a
+    smaller MTU, RFC 791 2.3): the server sends a 2000-byte segment in two
+    fragments and the client acknowledges all 2000 bytes; the same over
+    IPv6 with a fragment header (RFC 8200 4.5). The first fragments are
+    established, the later ones fragment, and the acknowledgements of the
+    reassembled segments are established too: they acknowledge data the
+    server did send."""
+    for client, server in ((CLIENT4, SERVER4), (CLIENT6, SERVER6)):
+        t = Tcp(client, 40080, server, 80, 0x19000000, 0x1A000000)
+        k = t.handshake(cap)
+        cap.add(t.seg(True, "PA", payload(50)), "established", k)
+        seg = t.seg(False, "PA", payload(2000, 3))
+        tcp = seg[TCP]
+        if ":" in client:
+            f = fragments6(server, client, tcp, 0x1B1B1B1B, [1448, 572])
+        else:
+            f = fragments4(server, client, tcp, 0x1B1B, [1480, 540])
+        cap.add(f[0], "established", k)
+        cap.add(f[1], "fragment", k)
+        cap.add(t.seg(True, "A"), "established", k)
+        cap.add(t.seg(False, "PA", payload(100)), "established", k)
+        cap.add(t.seg(True, "A"), "established", k)
+        t.close(cap, k)
+
+
+@case
 def fragmented_icmp_error(cap):
     """ICMP errors that are themselves fragmented: routers that quote as
     much of the offending datagram as fits in 576 bytes (RFC 1812 4.3.2.3)
