@@ -32,7 +32,8 @@
 #                   IPv6), a short iperf3 UDP test, ping and ping -6
 #
 # Everything the script starts (namespaces, servers, tcpdump) is removed on
-# exit, also on failure or interruption.
+# exit, also on failure or interruption; KEEP_WORK=1 keeps the scratch
+# directory (tcpdump, server and iperf3 logs) for a look after a failure.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
