@@ -138,12 +138,13 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
         ++receiver.end;  // a reply to a keepalive
       }
     }
-  } else if (update &&
+  } else if (update && (flags & tcpflag::kSyn) &&
              ((s.state == TcpState::syn_sent && dir == Dir::original) ||
               (s.state == TcpState::syn_recv && dir == Dir::reply)) &&
              after(end, sender.end)) {
     // A SYN (or SYN/ACK) sent again with a new initial sequence number
-    // (RFC 9293 3.4.1: a restarted end picks a larger one).
+    // (RFC 9293 3.4.1: a restarted end picks a larger one). Only a SYN: data
+    // the responder sends before the third ACK (TCP Fast Open) is no restart.
     init_sender_from_syn(s, d, p);
   }
 
