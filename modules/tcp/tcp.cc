@@ -94,6 +94,15 @@ void init_sender_from_syn(TcpSlice& s, int d, const ParsedPacket& p) {
   if (p.tcp.sack_permitted) s.flags[d] |= TcpSlice::kSackPermitted;
 }
 
+// The shift end d applies to its windows: what it offered in its SYN, but
+// only once both ends have offered scaling (RFC 7323 1.3). Deciding it here
+// rather than zeroing scale[] at the handshake keeps each end's offer, so a
+// SYN/ACK that re-initialises an end (see in_window) negotiates afresh.
+uint8_t window_shift(const TcpSlice& s, int d) {
+  const bool both = (s.flags[0] & TcpSlice::kWindowScale) && (s.flags[1] & TcpSlice::kWindowScale);
+  return both ? s.scale[d] : 0;
+}
+
 // The window check of the file comment. With update false nothing is
 // written; with update true the slice advances only when the check passes.
 bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
@@ -121,15 +130,11 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
     if (flags & tcpflag::kSyn) {
       // SYN/ACK answering the SYN, or a SYN of a simultaneous open.
       init_sender_from_syn(s, d, p);
-      // Window scaling holds only if both ends offered it (RFC 7323 1.3).
-      if (!((s.flags[d] & TcpSlice::kWindowScale) && (s.flags[r] & TcpSlice::kWindowScale))) {
-        s.scale[d] = s.scale[r] = 0;
-      }
       if (!(flags & tcpflag::kAck)) return true;
     } else {
       // Picked up mid-stream (loose pickup): learn what the segment shows.
       sender.end = end;
-      uint32_t swin = win << s.scale[d];
+      uint32_t swin = win << window_shift(s, d);
       sender.maxwin = swin == 0 ? 1 : swin;
       sender.maxend = end + sender.maxwin;
       if (receiver.maxwin == 0) {
@@ -138,14 +143,19 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
         ++receiver.end;  // a reply to a keepalive
       }
     }
-  } else if (update && (flags & tcpflag::kSyn) &&
-             ((s.state == TcpState::syn_sent && dir == Dir::original) ||
-              (s.state == TcpState::syn_recv && dir == Dir::reply)) &&
-             after(end, sender.end)) {
+  } else if (update && (flags & tcpflag::kSyn)) {
     // A SYN (or SYN/ACK) sent again with a new initial sequence number
     // (RFC 9293 3.4.1: a restarted end picks a larger one). Only a SYN: data
     // the responder sends before the third ACK (TCP Fast Open) is no restart.
-    init_sender_from_syn(s, d, p);
+    const bool restarted = ((s.state == TcpState::syn_sent && dir == Dir::original) ||
+                            (s.state == TcpState::syn_recv && dir == Dir::reply)) &&
+                           after(end, sender.end);
+    // In SYN_SENT2 the responder's ISN came from a bare SYN, which needs no
+    // sequence number to forge; a SYN/ACK acknowledging exactly the opener's
+    // SYN (checked in track()) is the better witness and replaces it.
+    const bool answers_syn = s.state == TcpState::syn_sent2 && dir == Dir::reply &&
+                             (flags & tcpflag::kAck) && p.tcp.ack == receiver.end;
+    if (restarted || answers_syn) init_sender_from_syn(s, d, p);
   }
 
   uint32_t ack = p.tcp.ack;
@@ -157,7 +167,7 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   uint32_t sack = ack;
   if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, sack)) sack = p.tcp.sack_right;
 
-  if (!(flags & tcpflag::kSyn)) win <<= s.scale[d];
+  if (!(flags & tcpflag::kSyn)) win <<= window_shift(s, d);
 
   const uint32_t max_ack_window = sender.maxwin > 66000 ? sender.maxwin : 66000;
   const bool ok = !after(seq, sender.maxend) &&                  // II

@@ -39,6 +39,9 @@
 //   pass only if they are in window and never change state; an
 //   out-of-window SYN (SYN injection) is dropped. From an end not seen yet
 //   only the acknowledgement can be judged (III, IV).
+// - In SYN_SENT2 (a SYN seen from both ends) the SYN/ACK that acknowledges
+//   the opener's SYN re-initialises the responder's side, so a forged bare
+//   SYN, which needs no sequence number, cannot lock the real handshake out.
 // - A SYN in TIME_WAIT or CLOSE starts a new connection on the tuple (port
 //   reuse): the pipeline re-runs policy and gives it a new connection ID.
 //
@@ -78,7 +81,7 @@ struct TcpSender {
 
 struct TcpSlice {
   TcpSender sender[2];  // indexed by Dir
-  uint8_t scale[2];     // window scale each end applies to its windows
+  uint8_t scale[2];     // window scale each end offered; applies once both did (kWindowScale)
   uint8_t flags[2];     // TcpSlice::k* per end
   TcpState state;
   uint8_t reserved[3];
