@@ -92,6 +92,7 @@ void init_sender_from_syn(TcpSlice& s, int d, const ParsedPacket& p) {
     s.scale[d] = p.tcp.wscale;
   }
   if (p.tcp.sack_permitted) s.flags[d] |= TcpSlice::kSackPermitted;
+  if (d == 0) s.syn_data = p.tcp.payload_len;
 }
 
 // The shift end d applies to its windows: what it offered in its SYN, but
@@ -262,9 +263,11 @@ Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
   }
 
   if (cls == kSegSynAck) {
-    // The SYN/ACK must acknowledge exactly the SYN it answers.
+    // The SYN/ACK must acknowledge exactly the SYN it answers: with the data
+    // the SYN carried (RFC 7413) or without it (RFC 9293 3.10.7.2).
     const TcpSender& syn_sender = s.sender[1 - d];
-    if (syn_sender.maxwin != 0 && p.tcp.ack != syn_sender.end) {
+    const uint32_t syn_only = syn_sender.end - (dir == Dir::reply ? s.syn_data : 0u);
+    if (syn_sender.maxwin != 0 && p.tcp.ack != syn_sender.end && p.tcp.ack != syn_only) {
       return Outcome::drop(Reason::tcp_bad_synack);
     }
   }

@@ -24,7 +24,8 @@
 //
 // Differences from Linux, each to close a hole or stop a surprise:
 // - A SYN/ACK must acknowledge exactly the SYN (RFC 9293 3.10.7.3), not
-//   merely fall in the ack window.
+//   merely fall in the ack window; of data the SYN carried it acknowledges
+//   all (TCP Fast Open, RFC 7413) or none (RFC 9293 3.10.7.2).
 // - RST must be in window (I-II) and not below what the receiver has already
 //   acknowledged (RFC 5961 3 asks endpoints for the same); in SYN-SENT only a
 //   RST acknowledging the SYN closes.
@@ -84,7 +85,8 @@ struct TcpSlice {
   uint8_t scale[2];     // window scale each end offered; applies once both did (kWindowScale)
   uint8_t flags[2];     // TcpSlice::k* per end
   TcpState state;
-  uint8_t reserved[3];
+  uint8_t reserved;
+  uint16_t syn_data;  // bytes of data the opener's SYN carried (RFC 7413)
 
   static constexpr uint8_t kWindowScale = 0x01;  // sent the window scale option
   static constexpr uint8_t kSackPermitted = 0x02;
