@@ -171,14 +171,29 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   if (!(flags & tcpflag::kSyn)) win <<= window_shift(s, d);
 
   const uint32_t max_ack_window = sender.maxwin > 66000 ? sender.maxwin : 66000;
+  // What the receiver can have sent: its end, or up to the edge it was
+  // offered while a fragmented segment of unknown length is in flight.
+  const uint32_t receiver_sent =
+      (s.flags[r] & TcpSlice::kUnknownEnd) ? receiver.maxend : receiver.end;
   const bool ok = !after(seq, sender.maxend) &&                  // II
                   !before(end, sender.end - receiver.maxwin) &&  // I
-                  !after(sack, receiver.end) &&                  // III
+                  !after(sack, receiver_sent) &&                 // III
                   !before(sack, receiver.end - max_ack_window);  // IV
   if (!ok && !liberal) return false;
   if (!update) return true;
 
   if (sender.maxwin < win) sender.maxwin = win;
+  // Only a first fragment reaches the tracker (later ones follow its
+  // verdict). New data shows where an earlier fragmented segment ended;
+  // a retransmission does not.
+  if (p.fragment) {
+    s.flags[d] |= TcpSlice::kUnknownEnd;
+  } else if (!before(seq, sender.end)) {
+    s.flags[d] &= static_cast<uint8_t>(~TcpSlice::kUnknownEnd);
+  }
+  if ((s.flags[r] & TcpSlice::kUnknownEnd) && after(sack, receiver.end)) {
+    receiver.end = sack;  // acknowledged, so sent
+  }
   if (after(end, sender.end)) {
     sender.end = end;
     s.flags[d] |= TcpSlice::kDataUnacked;

@@ -18,9 +18,12 @@
 // where S.end is the highest sequence S has sent, S.maxend the highest
 // right edge R has advertised (ack + window), and S.maxwin the largest
 // window S has advertised. SACK (RFC 2018): the highest SACK right edge
-// counts as the ack for III and IV. A segment that fails is dropped and the
-// state is left alone, so an attacker without the sequence numbers cannot
-// move it. Retransmissions satisfy I-IV and pass without changing anything.
+// counts as the ack for III and IV. A segment that crosses as IP fragments
+// is judged by its first fragment, which does not tell its length: until
+// its sender sends new data, III lets the other end acknowledge up to the
+// right edge it offered (II bounds what the sender can have sent). A segment that fails is dropped
+// and the state is left alone, so an attacker without the sequence numbers cannot move it.
+// Retransmissions satisfy I-IV and pass without changing anything.
 //
 // Differences from Linux, each to close a hole or stop a surprise:
 // - A SYN/ACK must acknowledge exactly the SYN (RFC 9293 3.10.7.3), not
@@ -94,6 +97,9 @@ struct TcpSlice {
   static constexpr uint8_t kDataUnacked = 0x08;  // sent data not yet acknowledged
   static constexpr uint8_t kFinSent = 0x10;
   static constexpr uint8_t kLiberal = 0x20;  // windows followed, not enforced
+  // Sent a segment in IP fragments: the tracker saw its first fragment only,
+  // so where it ended is unknown until this end sends new data.
+  static constexpr uint8_t kUnknownEnd = 0x40;
 };
 static_assert(sizeof(TcpSlice) == 40, "TCP slice is checkpointed as is");
 static_assert(std::is_trivially_copyable_v<TcpSlice>);
