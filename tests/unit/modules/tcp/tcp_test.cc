@@ -45,7 +45,8 @@ struct Seg {
   uint16_t window = 0;
   uint16_t len = 0;
   uint8_t wscale = kNoScale;
-  uint32_t sack_right = 0;  // 0: no SACK option
+  uint32_t sack_right = 0;      // 0: no SACK option
+  bool first_fragment = false;  // only the header part of the segment is seen
 };
 
 ParsedPacket packet(const Seg& s) {
@@ -63,6 +64,10 @@ ParsedPacket packet(const Seg& s) {
   if (s.sack_right != 0) {
     p.tcp.sack_blocks = 1;
     p.tcp.sack_right = s.sack_right;
+  }
+  if (s.first_fragment) {
+    p.fragment = p.first_fragment = true;
+    p.tcp.payload_len = 0;  // as the parser reports: the datagram's length is unknown
   }
   return p;
 }
@@ -318,6 +323,90 @@ TEST_F(TcpTrack, ForgedSynAckAfterForgedSynStillNeedsTheRightAck) {
   forged.ack = client_isn + 77;
   EXPECT_TRUE(DroppedFor(reply(forged), Reason::tcp_bad_synack));
   EXPECT_EQ(s.state, TcpState::syn_sent2);
+}
+
+TEST_F(TcpTrack, SynDataMayBeLeftUnacknowledgedBySynAck) {
+  // RFC 9293 3.10.7.2: a server that does not take the SYN's data answers
+  // <ACK=SEG.SEQ+1>; the client sends the data again after the handshake.
+  Seg with_data = syn();
+  with_data.len = 35;
+  open(with_data);
+  EXPECT_TRUE(Passes(reply(synack())));
+  EXPECT_EQ(s.state, TcpState::syn_recv);
+  EXPECT_TRUE(Passes(orig({kAck, c(), v(), kClientWindow})));
+  EXPECT_EQ(s.state, TcpState::established);
+  EXPECT_TRUE(Passes(orig({kAck | kPsh, c(), v(), kClientWindow, 35})));
+  EXPECT_TRUE(Passes(reply({kAck | kPsh, v(), c() + 35, kServerWindow, 200})));
+}
+
+TEST_F(TcpTrack, SynDataMayBeAcknowledgedBySynAck) {
+  // TCP Fast Open (RFC 7413): the server takes the data with the SYN.
+  Seg with_data = syn();
+  with_data.len = 35;
+  open(with_data);
+  Seg answer = synack();
+  answer.ack = c() + 35;
+  EXPECT_TRUE(Passes(reply(answer)));
+  EXPECT_TRUE(Passes(orig({kAck, c() + 35, v(), kClientWindow})));
+  EXPECT_EQ(s.state, TcpState::established);
+}
+
+TEST_F(TcpTrack, SynAckMayNotAcknowledgePartOfTheSynData) {
+  Seg with_data = syn();
+  with_data.len = 35;
+  open(with_data);
+  Seg answer = synack();
+  for (uint32_t ack : {c() + 1, c() + 34, c() + 36, c() - 1}) {
+    answer.ack = ack;
+    EXPECT_TRUE(DroppedFor(reply(answer), Reason::tcp_bad_synack)) << ack - c();
+  }
+  EXPECT_EQ(s.state, TcpState::syn_sent);
+}
+
+TEST_F(TcpTrack, SegmentSentInFragmentsMayBeAcknowledgedWhole) {
+  // Only the first fragment, with the header, reaches the tracker; the later
+  // ones follow its verdict. The acknowledgement of the whole segment
+  // covers data the tracker never saw but the sender did send.
+  handshake();
+  ASSERT_TRUE(Passes(orig({kAck | kPsh, c(), v(), kClientWindow, 50})));
+  Seg first = {kAck | kPsh, v(), c() + 50, kServerWindow};
+  first.first_fragment = true;
+  EXPECT_TRUE(Passes(reply(first)));
+  EXPECT_TRUE(Passes(orig({kAck, c() + 50, v() + 2000, kClientWindow})));
+  // New data from the server shows where the fragmented segment ended, and
+  // the usual limits apply again.
+  EXPECT_TRUE(Passes(reply({kAck | kPsh, v() + 2000, c() + 50, kServerWindow, 100})));
+  EXPECT_TRUE(
+      DroppedFor(orig({kAck, c() + 50, v() + 2101, kClientWindow}), Reason::tcp_out_of_window));
+  EXPECT_TRUE(Passes(orig({kAck, c() + 50, v() + 2100, kClientWindow})));
+  // The close still completes: the FINs are judged against what was sent.
+  EXPECT_TRUE(Passes(reply({kFin | kAck, v() + 2100, c() + 50, kServerWindow})));
+  EXPECT_TRUE(Passes(orig({kFin | kAck, c() + 50, v() + 2101, kClientWindow})));
+  EXPECT_TRUE(Passes(reply({kAck, v() + 2101, c() + 51, kServerWindow})));
+  EXPECT_EQ(s.state, TcpState::time_wait);
+}
+
+TEST_F(TcpTrack, AckBeyondTheOfferedWindowIsDroppedEvenAfterAFragment) {
+  handshake();
+  Seg first = {kAck | kPsh, v(), c(), kServerWindow};
+  first.first_fragment = true;
+  ASSERT_TRUE(Passes(reply(first)));
+  // The client offered v() + 502 << 7 at most; nothing beyond can have been sent.
+  EXPECT_TRUE(
+      DroppedFor(orig({kAck, c(), v() + 64256 + 1, kClientWindow}), Reason::tcp_out_of_window));
+  EXPECT_TRUE(Passes(orig({kAck, c(), v() + 64256, kClientWindow})));
+}
+
+TEST_F(TcpTrack, RetransmissionDoesNotEndAnUnknownSegment) {
+  // A retransmitted earlier segment says nothing about where the fragmented
+  // one ended.
+  handshake();
+  ASSERT_TRUE(Passes(reply({kAck | kPsh, v(), c(), kServerWindow, 100})));
+  Seg first = {kAck | kPsh, v() + 100, c(), kServerWindow};
+  first.first_fragment = true;
+  ASSERT_TRUE(Passes(reply(first)));
+  ASSERT_TRUE(Passes(reply({kAck | kPsh, v(), c(), kServerWindow, 100})));
+  EXPECT_TRUE(Passes(orig({kAck, c(), v() + 3000, kClientWindow})));
 }
 
 TEST_F(TcpTrack, RetransmittedDataChangesNothing) {
