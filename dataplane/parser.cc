@@ -38,6 +38,14 @@ constexpr uint16_t min_l4_header(uint8_t proto) {
   }
 }
 
+// The destination address of the upper-layer pseudo-header (RFC 8200 8.1):
+// under a routing header with segments left, the route's final address, not
+// the next hop in the IPv6 header.
+struct PseudoDestination {
+  const uint8_t* final = nullptr;  // 16 bytes in the frame; nullptr: out.dst
+  bool unknown = false;            // a routing type whose final address is not known
+};
+
 bool malformed(ParsedPacket& out, Reason why) {
   out.kind = FrameKind::malformed;
   out.error = why;
@@ -46,14 +54,15 @@ bool malformed(ParsedPacket& out, Reason why) {
 
 // One's complement sum, folded, of the IPv4 or IPv6 pseudo-header
 // (RFC 9293 3.1, RFC 8200 8.1) plus the upper-layer bytes.
-uint16_t l4_checksum(const ParsedPacket& p, const uint8_t* l4, uint32_t len) {
+uint16_t l4_checksum(const ParsedPacket& p, const uint8_t* l4, uint32_t len,
+                     const PseudoDestination& dst) {
   uint32_t sum = 0;
   if (p.ip_version == 4) {
     sum += rte_raw_cksum(&p.src.bytes[12], 4);
     sum += rte_raw_cksum(&p.dst.bytes[12], 4);
   } else {
     sum += rte_raw_cksum(p.src.bytes.data(), 16);
-    sum += rte_raw_cksum(p.dst.bytes.data(), 16);
+    sum += rte_raw_cksum(dst.final != nullptr ? dst.final : p.dst.bytes.data(), 16);
   }
   // rte_raw_cksum sums in host order of 16-bit loads; add the protocol and
   // length in the same representation.
@@ -319,18 +328,21 @@ bool parse_icmp(ParsedPacket& out, const uint8_t* l4, uint32_t len) {
   return true;
 }
 
-bool verify_l4_checksum(ParsedPacket& out, const uint8_t* l4, uint32_t len) {
+bool verify_l4_checksum(ParsedPacket& out, const uint8_t* l4, uint32_t len,
+                        const PseudoDestination& dst) {
+  // Without the final destination the sum cannot be judged either way.
+  if (dst.unknown && out.proto != kProtoIcmp) return true;
   switch (out.proto) {
     case kProtoTcp:
     case kProtoIcmpV6:
-      return l4_checksum(out, l4, len) == 0xffff;
+      return l4_checksum(out, l4, len, dst) == 0xffff;
     case kProtoUdp:
       // IPv4 UDP may omit its checksum (RFC 768); IPv6 UDP may not (RFC 8200 8.1).
       if (load_be16(l4 + 6) == 0) return out.ip_version == 4;
       // The checksum and the pseudo-header cover the UDP length, not bytes
       // the IP payload carries beyond it (RFC 768; RFC 8200 8.1: protocols
       // with their own length field use it). parse_udp checked it fits.
-      return l4_checksum(out, l4, load_be16(l4 + 4)) == 0xffff;
+      return l4_checksum(out, l4, load_be16(l4 + 4), dst) == 0xffff;
     case kProtoIcmp:
       return checksum_ok_plain(l4, len);
     default:
@@ -340,7 +352,7 @@ bool verify_l4_checksum(ParsedPacket& out, const uint8_t* l4, uint32_t len) {
 
 // Parses the upper-layer header at l4 (len bytes present in this packet).
 bool parse_l4(ParsedPacket& out, const uint8_t* l4, uint32_t len, const ParseOptions& options,
-              OffloadHints hints) {
+              OffloadHints hints, const PseudoDestination& dst = {}) {
   out.l4_len = static_cast<uint16_t>(len);
   if (out.fragment && !out.first_fragment) {
     // A later fragment carries no header of its own. It may not start inside
@@ -382,7 +394,7 @@ bool parse_l4(ParsedPacket& out, const uint8_t* l4, uint32_t len, const ParseOpt
   // The checksum covers the whole datagram, so fragments cannot be checked.
   if (options.verify_checksums && !out.fragment) {
     if (hints.l4 == ChecksumHint::bad) return malformed(out, Reason::bad_l4_checksum);
-    if (hints.l4 == ChecksumHint::unknown && !verify_l4_checksum(out, l4, len)) {
+    if (hints.l4 == ChecksumHint::unknown && !verify_l4_checksum(out, l4, len, dst)) {
       return malformed(out, Reason::bad_l4_checksum);
     }
   }
@@ -471,6 +483,7 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
   uint32_t off = 40;
   uint32_t end = 40 + payload;
   bool seen_fragment = false;
+  PseudoDestination pseudo_dst;
   for (int n = 0;; ++n) {
     if (nh != kIpv6HopByHop && nh != kIpv6Routing && nh != kIpv6DestOpts && nh != kIpv6Fragment &&
         nh != kIpv6Auth) {
@@ -516,6 +529,17 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
       case kIpv6Routing:
         if (h[2] == 0) return malformed(out, Reason::ipv6_routing_type0);
         ext_len = (h[1] + 1u) * 8;
+        if (h[3] != 0) {
+          // Segments left: the IPv6 destination is a hop on the way. Mobile
+          // IPv6 (type 2, RFC 6275 6.4) and segment routing (type 4, RFC
+          // 8754 2: segment list[0] is the last segment) both put the final
+          // address at offset 8; read only once the header is known to fit.
+          if ((h[2] == 2 || h[2] == 4) && ext_len >= 24) {
+            pseudo_dst.final = h + 8;
+          } else {
+            pseudo_dst.unknown = true;
+          }
+        }
         break;
       default:
         ext_len = (h[1] + 1u) * 8;
@@ -536,7 +560,7 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
     out.l4_len = static_cast<uint16_t>(end - off);
     return true;
   }
-  return parse_l4(out, ip + off, end - off, options, hints);
+  return parse_l4(out, ip + off, end - off, options, hints, pseudo_dst);
 }
 
 }  // namespace
