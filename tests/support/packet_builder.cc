@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -293,6 +294,16 @@ Header routing(uint8_t routing_type, uint8_t segments_left, uint8_t addresses) {
   b[2] = routing_type;
   b[3] = segments_left;
   return {kRouting, b};
+}
+Header routing(uint8_t routing_type, uint8_t segments_left,
+               const std::vector<std::string>& addresses) {
+  Header h = routing(routing_type, segments_left, static_cast<uint8_t>(addresses.size()));
+  if (routing_type == 4) h.bytes[4] = static_cast<uint8_t>(addresses.size() - 1);  // last entry
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    const auto a = v6(addresses[i]);
+    std::copy(a.begin(), a.end(), h.bytes.begin() + 8 + 16 * static_cast<std::ptrdiff_t>(i));
+  }
+  return h;
 }
 Header fragment(uint16_t offset, bool more, uint32_t id) {
   Bytes b(8, 0);

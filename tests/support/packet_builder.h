@@ -157,6 +157,11 @@ struct Header {
 Header hop_by_hop(uint8_t len_units = 0);  // PadN-filled, (len_units + 1) * 8 bytes
 Header dest_opts(uint8_t len_units = 0);
 Header routing(uint8_t routing_type, uint8_t segments_left, uint8_t addresses);
+// A routing header whose address list is `addresses` in order (RFC 8754
+// segment routing: list[0] is the final segment; RFC 6275 type 2: the home
+// address).
+Header routing(uint8_t routing_type, uint8_t segments_left,
+               const std::vector<std::string>& addresses);
 Header fragment(uint16_t offset, bool more, uint32_t id);
 Header auth(uint8_t payload_len_field);  // (field + 2) * 4 bytes
 }  // namespace ext

@@ -532,10 +532,66 @@ TEST(ParserIpv6Extensions, RoutingTypeZeroIsDropped) {
 
 TEST(ParserIpv6Extensions, OtherRoutingTypesPass) {
   Ipv6Spec ip;
-  ip.extensions = {ext::routing(2, 1, 1)};  // Mobile IPv6 (RFC 6275)
+  ip.extensions = {ext::routing(2, 0, 1)};  // Mobile IPv6 (RFC 6275), already processed
   const ParsedPacket p = parse(eth_v6(ip, tcp({})));
   ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
   EXPECT_EQ(p.l4_offset, 14 + 40 + 24);
+}
+
+// RFC 8200 8.1: under a routing header the pseudo-header holds the final
+// destination, the last address of the route, not the next hop in the
+// IPv6 header.
+TEST(ParserIpv6Extensions, ChecksumUnderSegmentRoutingUsesFinalSegment) {
+  Ipv6Spec ip;
+  ip.dst = "2001:db8:100::1";  // the next segment, a router
+  ip.extensions = {ext::routing(4, 1, {"2001:db8:1::2", "2001:db8:100::1"})};
+  UdpSpec u;
+  u.payload = {1, 2, 3};
+  const Bytes right = finish_v6(udp(u), ip.src, "2001:db8:1::2");
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoUdp, right))), std::nullopt);
+  const Bytes next_hop = finish_v6(udp(u), ip.src, ip.dst);
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoUdp, next_hop))),
+            Reason::bad_l4_checksum);
+  TcpSpec t;
+  const Bytes syn = finish_v6(tcp(t), ip.src, "2001:db8:1::2");
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoTcp, syn))), std::nullopt);
+  IcmpSpec echo;
+  echo.type = 128;
+  echo.rest = echo_rest(5, 5);
+  const Bytes ping = finish_v6(icmp6(echo), ip.src, "2001:db8:1::2");
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoIcmpV6, ping))), std::nullopt);
+}
+
+TEST(ParserIpv6Extensions, ChecksumUnderMobileIpv6RoutingUsesHomeAddress) {
+  Ipv6Spec ip;
+  ip.dst = "2001:db8:200::9";                               // care-of address
+  ip.extensions = {ext::routing(2, 1, {"2001:db8:1::2"})};  // home address
+  TcpSpec t;
+  const Bytes right = finish_v6(tcp(t), ip.src, "2001:db8:1::2");
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoTcp, right))), std::nullopt);
+  const Bytes wrong = finish_v6(tcp(t), ip.src, ip.dst);
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoTcp, wrong))), Reason::bad_l4_checksum);
+}
+
+TEST(ParserIpv6Extensions, ChecksumAfterTheLastSegmentUsesTheHeaderDestination) {
+  // Segments left 0: the IPv6 destination is the final one.
+  Ipv6Spec ip;
+  ip.extensions = {ext::routing(4, 0, {"2001:db8:1::2", "2001:db8:100::1"})};
+  UdpSpec u;
+  const Bytes right = finish_v6(udp(u), ip.src, ip.dst);
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(ip, kProtoUdp, right))), std::nullopt);
+}
+
+TEST(ParserIpv6Extensions, UnknownRoutingTypeInTransitLeavesTheChecksumUnjudged) {
+  // The final destination of an unknown routing type cannot be found (RPL,
+  // RFC 6554, compresses it), so the checksum cannot be judged either way.
+  Ipv6Spec ip;
+  ip.extensions = {ext::routing(3, 1, 1)};
+  UdpSpec u;
+  u.bad_checksum = true;
+  const ParsedPacket p = parse(eth_v6(ip, udp(u)));
+  EXPECT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
+  EXPECT_EQ(p.dport, 53);
 }
 
 TEST(ParserIpv6Extensions, AuthenticationHeaderLengthIsInFourByteUnits) {
