@@ -8,9 +8,9 @@
 //                                     bursts, as the worker calls it
 //   new_connections/fill              SYNs of fresh tuples into an empty table
 //                                     (1M into a 1.25M table, then rebuilt)
-//   new_connections/churn             SYNs of fresh tuples at a steady ~1M
-//                                     live connections, the cleaner expiring
-//                                     them
+//   new_connections/churn             SYNs of fresh tuples into the same
+//                                     table holding 0.5M-1.1M live
+//                                     connections, the cleaner expiring them
 //
 // One benchmark iteration is one burst of 32 frames. The machine this runs
 // on is shared, so the timed loop is cut into chunks of 64 bursts (2048
@@ -416,9 +416,12 @@ void bm_new_fill(benchmark::State& state) {
 // burst) running between bursts. The simulated clock runs so that SYN_SENT's
 // timeout (120 s) passes while 0.4 table's worth of newer connections is
 // opened; the cleaner laps the table while half a table's worth is. So a
-// connection is expired before its tuple comes round again, the table holds
-// about 1M live connections (80% of its 1.25M; reported as `live`) and each
-// packet pays for one connection's creation, policy and expiry.
+// connection is expired before its tuple comes round again and each packet
+// pays for one connection's creation, policy and expiry. The table holds
+// between about 0.5M and 1.1M live connections (reported as `live`): rte_hash
+// hands freed slots out again in FIFO order, so a slot's position follows
+// its connection's age and the sequential sweep meets expired entries in
+// waves. Each repetition is one lap over the SYNs, so it spans whole waves.
 void bm_new_churn(benchmark::State& state) {
   auto& s = scenario<NewConnections>("new_connections/churn", [] {
     auto s = NewConnections::with_syns(kChurnFrames);
