@@ -9,6 +9,14 @@ constexpr size_t slot(ModuleId id) {
   return static_cast<size_t>(id);
 }
 
+// Echo flows carry the identifier on the requester's side only, so "A pings
+// B" and "B pings A" with one identifier are two flows; with identifier 0
+// all four ports are 0 and only this mark of which endpoint asked (in the
+// key's spare field) keeps the two keys apart.
+void mark_echo_requester(FlowKey& key, bool requester_is_lo) {
+  key.reserved = requester_is_lo ? 1 : 2;
+}
+
 }  // namespace
 
 uint64_t PipelineCounters::packets() const {
@@ -64,6 +72,10 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
       continue;
     }
     keys[m] = make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto, p.zone, &src_is_lo[m]);
+    if (p.is_icmp()) {
+      const bool request = p.icmp.kind == IcmpHeaderInfo::Kind::echo_request;
+      mark_echo_requester(keys[m], request == src_is_lo[m]);
+    }
     key_ptrs[m] = &keys[m];
     lookup_of[i] = static_cast<int16_t>(m);
     ++m;
@@ -158,8 +170,9 @@ Verdict Pipeline::decide_icmp_error(const ParsedPacket& p) {
   // An error travels back to the sender of the packet it quotes.
   if (!(p.dst == in.src)) return {0, Reason::icmp_error_unrelated};
   bool src_is_lo = false;
-  const FlowKey key =
-      make_flow_key(in.src, in.sport, in.dst, in.dport, in.proto, p.zone, &src_is_lo);
+  FlowKey key = make_flow_key(in.src, in.sport, in.dst, in.dport, in.proto, p.zone, &src_is_lo);
+  // The parser only relates errors about echo requests, sent by in.src.
+  if (in.proto == kProtoIcmp || in.proto == kProtoIcmpV6) mark_echo_requester(key, src_is_lo);
   const int32_t pos = flows_->lookup(key);
   if (pos < 0) return {0, Reason::icmp_error_unrelated};
   const Connection& c = flows_->at(static_cast<uint32_t>(pos));
