@@ -554,6 +554,39 @@ TEST_F(PipelineTest, EchoRequestOpensAndOnlyItsReplyComesBack) {
   EXPECT_EQ(send(echo(kServer, kClient, 8, 0x77, Side::outside)).reason, Reason::default_deny);
 }
 
+TEST_F(PipelineTest, EchoBothWaysWithOneIdentifierIsTwoFlows) {
+  // "A pings B" and "B pings A" with the same identifier are two flows
+  // (dataplane/parser.cc); identifier 0 gives both all-zero ports.
+  Rule ping_in;
+  ping_in.side = SideMatch::outside;
+  ping_in.protocol = kProtoIcmp;
+  ping_in.action = Action::allow;
+  rules.push_back(ping_in);
+  start();
+  for (uint16_t id : {0, 7}) {
+    const Verdict a_req = send(echo(kClient, kServer, 8, id, Side::inside));
+    EXPECT_EQ(a_req.reason, Reason::new_connection) << id;
+    EXPECT_EQ(send(echo(kServer, kClient, 0, id, Side::outside)).conn_id, a_req.conn_id) << id;
+    const Verdict b_req = send(echo(kServer, kClient, 8, id, Side::outside));
+    EXPECT_EQ(b_req.reason, Reason::new_connection) << id;
+    EXPECT_NE(b_req.conn_id, a_req.conn_id) << id;
+    const Verdict b_rep = send(echo(kClient, kServer, 0, id, Side::inside));
+    EXPECT_EQ(b_rep.reason, Reason::established) << id;
+    EXPECT_EQ(b_rep.conn_id, b_req.conn_id) << id;
+    EXPECT_EQ(send(echo(kClient, kServer, 8, id, Side::inside)).conn_id, a_req.conn_id) << id;
+    // An error about B's request goes back to B and relates to B's flow.
+    IcmpSpec e;
+    e.type = 8;
+    e.rest = echo_rest(id, 1);
+    Ipv4Spec ip;
+    ip.src = kServer;
+    ip.dst = kClient;
+    const Verdict err = send(icmp_error(kRouter, kServer, ipv4(ip, icmp4(e)), Side::inside));
+    EXPECT_EQ(err.reason, Reason::related) << id;
+    EXPECT_EQ(err.conn_id, b_req.conn_id) << id;
+  }
+}
+
 TEST_F(PipelineTest, UntrackedIcmpTypesGoByPolicy) {
   Rule icmp;
   icmp.side = SideMatch::outside;
