@@ -141,6 +141,21 @@ bool family_addresses(const std::vector<Cidr>& list, bool v4, std::vector<const 
   return !out->empty();
 }
 
+// How many entries of one family a rule becomes (0: it cannot match the
+// family), counted without building them.
+uint64_t family_entries(const Rule& r, bool v4) {
+  auto addresses = [v4](const std::vector<Cidr>& list) -> uint64_t {
+    if (list.empty()) return 1;
+    uint64_t n = 0;
+    for (const Cidr& c : list) n += c.v4 == v4 ? 1 : 0;
+    return n;
+  };
+  auto ports = [](const std::vector<PortRange>& list) -> uint64_t {
+    return list.empty() ? 1 : list.size();
+  };
+  return addresses(r.src) * addresses(r.dst) * ports(r.src_ports) * ports(r.dst_ports);
+}
+
 const std::vector<PortRange>& ports_or_any(const std::vector<PortRange>& p) {
   static const std::vector<PortRange> kAny{PortRange{}};
   return p.empty() ? kAny : p;
@@ -194,8 +209,23 @@ std::unique_ptr<Policy> Policy::compile(std::vector<Rule> rules, Action default_
   policy->rules_ = std::move(rules);
   policy->default_action_ = default_action;
 
+  // Check the total before building anything: a rule set far over the
+  // limit would otherwise take gigabytes before being refused.
+  uint64_t v4_count = 0;
+  uint64_t v6_count = 0;
+  for (const Rule& r : policy->rules_) {
+    v4_count += family_entries(r, true);
+    v6_count += family_entries(r, false);
+  }
+  if (v4_count + v6_count > kMaxAclRules) {
+    *error = "rules expand to " + std::to_string(v4_count + v6_count) +
+             " ACL entries, more than the limit of " + std::to_string(kMaxAclRules);
+    return nullptr;
+  }
   std::vector<AclRuleV4> v4;
   std::vector<AclRuleV6> v6;
+  v4.reserve(v4_count);
+  v6.reserve(v6_count);
   std::vector<const Cidr*> srcs;
   std::vector<const Cidr*> dsts;
   const auto n = static_cast<uint32_t>(policy->rules_.size());
@@ -242,11 +272,6 @@ std::unique_ptr<Policy> Policy::compile(std::vector<Rule> rules, Action default_
         }
       }
     }
-  }
-  if (v4.size() + v6.size() > kMaxAclRules) {
-    *error = "rules expand to " + std::to_string(v4.size() + v6.size()) +
-             " ACL entries, more than the limit of " + std::to_string(kMaxAclRules);
-    return nullptr;
   }
   if (!build(&policy->v4_, "v4", v4, config_v4(), error)) return nullptr;
   if (!build(&policy->v6_, "v6", v6, config_v6(), error)) return nullptr;
