@@ -353,6 +353,37 @@ TEST(Policy, Ipv6OrderAcrossFamilies) {
   EXPECT_EQ(matched(*policy, packet("2001:db8::1", 1, "2001:db8::3", 2)), 2);
 }
 
+TEST(Policy, TooManyClassifierEntriesIsAnErrorBeforeAnythingIsBuilt) {
+  // 4096 rules of 65536 entries each: 2^28 entries, tens of gigabytes if
+  // they were built before the limit is checked.
+  Rule big = allow();
+  big.protocol = kProtoTcp;
+  for (uint16_t i = 0; i < 256; ++i) {
+    big.src_ports.push_back({i, i});
+    big.dst_ports.push_back({i, i});
+  }
+  ASSERT_EQ(Policy::expansion(big), 65536u);
+  std::vector<Rule> rules(4096, big);
+  std::string error;
+  EXPECT_EQ(Policy::compile(rules, Action::deny, &error), nullptr);
+  EXPECT_NE(error.find("more than the limit of 1048576"), std::string::npos) << error;
+}
+
+TEST(Policy, EntriesAreCountedPerFamily) {
+  // src and dst with one prefix of each family: an IPv4 and an IPv6 entry
+  // per port combination, 2 x 2048, not the cartesian 4 x 2048.
+  Rule r = allow();
+  r.src = {cidr("10.0.0.0/8"), cidr("2001:db8::/32")};
+  r.dst = {cidr("192.0.2.0/24"), cidr("2001:db8:1::/48")};
+  r.protocol = kProtoTcp;
+  for (uint16_t i = 0; i < 256; ++i) r.dst_ports.push_back({i, i});
+  for (uint16_t i = 0; i < 8; ++i) r.src_ports.push_back({i, i});
+  std::vector<Rule> rules(257, r);
+  std::string error;
+  EXPECT_EQ(Policy::compile(rules, Action::deny, &error), nullptr);
+  EXPECT_NE(error.find("rules expand to 1052672 ACL entries"), std::string::npos) << error;
+}
+
 TEST(Policy, RulesAreKeptInOrder) {
   Rule a = allow();
   a.name = "first";
