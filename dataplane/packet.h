@@ -58,7 +58,7 @@ struct IcmpInner {
   IpAddr src;
   IpAddr dst;
   uint8_t proto = 0;
-  uint16_t sport = 0;  // ICMP echo request: identifier (dport 0)
+  uint16_t sport = 0;  // ICMP echo request: identifier (dport its complement)
   uint16_t dport = 0;
   uint32_t tcp_seq = 0;
   uint8_t icmp_type = 0;  // when the quoted packet is itself ICMP
@@ -101,8 +101,8 @@ struct ParsedPacket {
   uint16_t l4_len = 0;  // bytes of upper-layer data in this packet (or fragment)
   IpAddr src;
   IpAddr dst;
-  // TCP/UDP ports. ICMP echo: the identifier on the requester's side, that
-  // is sport of a request and dport of a reply, the other one 0.
+  // TCP/UDP ports. ICMP echo: the identifier on the requester's side (sport
+  // of a request, dport of a reply) and its complement on the responder's.
   uint16_t sport = 0;
   uint16_t dport = 0;
 

@@ -256,6 +256,7 @@ bool parse_icmp_inner(ParsedPacket& out, const uint8_t* p, uint32_t len) {
       // RFC 4443 2.4(e)); only echo requests are tracked, so only they relate.
       if (!echo_request) return malformed(out, Reason::icmp_bad_inner);
       in.sport = load_be16(l4 + 4);  // keyed as the echo request itself
+      in.dport = static_cast<uint16_t>(~in.sport);
       break;
     }
     default:
@@ -314,15 +315,23 @@ bool parse_icmp(ParsedPacket& out, const uint8_t* l4, uint32_t len) {
     }
   }
   if (icmp.kind == Kind::echo_request) {
-    // Echo flows are keyed with the identifier on the requester's side only,
-    // so "A pings B" and "B pings A with the same identifier" are two flows
-    // and a reply matches only the request it answers.
+    // Echo flows are keyed with the identifier as the requester's port and
+    // its complement as the responder's, so "A pings B" and "B pings A with
+    // the same identifier" are two flows (they differ for every identifier,
+    // 0 included) and a reply matches only the request it answers.
     icmp.id = load_be16(l4 + 4);
     out.sport = icmp.id;
+    out.dport = static_cast<uint16_t>(~icmp.id);
   } else if (icmp.kind == Kind::echo_reply) {
     icmp.id = load_be16(l4 + 4);
+    out.sport = static_cast<uint16_t>(~icmp.id);
     out.dport = icmp.id;
   } else if (icmp.kind == Kind::error) {
+    // Errors quote at most 576 bytes (IPv4, RFC 1812 4.3.2.3) or fit the
+    // minimum MTU of 1280 (IPv6, RFC 4443 2.4(c)): a fragmented one was not
+    // sent by a conforming router. Refusing it also keeps its fragments on
+    // the worker of its outer addresses, with the verdict for all of them.
+    if (out.fragment) return malformed(out, Reason::icmp_error_fragmented);
     return parse_icmp_inner(out, l4 + 8, len - 8);
   }
   return true;
@@ -453,14 +462,18 @@ bool parse_ipv4(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
   uint32_t payload = total - ihl;
   if (more || offset != 0) {
     // The reassembled datagram may not exceed 65535 bytes (ping of death).
-    if (offset + payload > 65535 - 20) return malformed(out, Reason::frag_bad_offset);
+    if (offset + payload > 65535 - ihl) return malformed(out, Reason::frag_bad_offset);
     out.fragment = true;
     out.first_fragment = offset == 0;
     out.frag_offset = static_cast<uint16_t>(offset);
     out.frag_id = load_be16(ip + 4);
   }
   out.kind = FrameKind::ip;
-  return parse_l4(out, ip + ihl, payload, options, hints);
+  if (!parse_l4(out, ip + ihl, payload, options, hints)) return false;
+  // Every fragment but the last carries a multiple of 8 bytes (RFC 791).
+  // Checked last so a tiny first fragment is named as such.
+  if (more && payload % 8 != 0) return malformed(out, Reason::frag_bad_length);
+  return true;
 }
 
 bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const ParseOptions& options,
@@ -483,6 +496,7 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
   uint32_t off = 40;
   uint32_t end = 40 + payload;
   bool seen_fragment = false;
+  bool bad_length = false;  // a fragment with more to follow, not a multiple of 8
   PseudoDestination pseudo_dst;
   for (int n = 0;; ++n) {
     if (nh != kIpv6HopByHop && nh != kIpv6Routing && nh != kIpv6DestOpts && nh != kIpv6Fragment &&
@@ -516,6 +530,7 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
           if (unfragmentable + offset + data > 65535) {
             return malformed(out, Reason::frag_bad_offset);
           }
+          bad_length = more && data % 8 != 0;
           out.fragment = true;
           out.first_fragment = offset == 0;
           out.frag_offset = static_cast<uint16_t>(offset);
@@ -558,9 +573,13 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
   out.kind = FrameKind::ip;
   if (nh == kIpv6Esp || nh == kIpv6NoNext) {
     out.l4_len = static_cast<uint16_t>(end - off);
-    return true;
+  } else if (!parse_l4(out, ip + off, end - off, options, hints, pseudo_dst)) {
+    return false;
   }
-  return parse_l4(out, ip + off, end - off, options, hints, pseudo_dst);
+  // Every fragment but the last carries a multiple of 8 bytes (RFC 8200
+  // 4.5). Checked last so a tiny first fragment is named as such.
+  if (bad_length) return malformed(out, Reason::frag_bad_length);
+  return true;
 }
 
 }  // namespace

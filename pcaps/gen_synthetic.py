@@ -1136,22 +1136,22 @@ def fragmented_tcp(cap):
 
 @case
 def fragmented_icmp_error(cap):
-    """ICMP errors that are themselves fragmented: routers that quote as
-    much of the offending datagram as fits in 576 bytes (RFC 1812 4.3.2.3)
-    send them over a link with a smaller MTU, so each error arrives in two
-    fragments. The first fragment quotes a tracked UDP flow and is
-    related; the later fragment takes its first's verdict (fragment, same
-    connection), whatever the number of workers: verdicts may not depend
-    on how frames are spread over pipelines. Four routers send one each."""
-    k = cap.add(frame(CLIENT4, SERVER4, UDP(sport=5004, dport=53) / Raw(payload(1000))),
-                "new_connection")
+    """ICMP errors that are themselves fragmented. A conforming router keeps
+    an error within 576 bytes (IPv4, RFC 1812 4.3.2.3) or the 1280-byte
+    minimum MTU (IPv6, RFC 4443 2.4(c)), so a fragmented error is forged or
+    broken: the first fragment is icmp_error_fragmented and the later
+    fragment takes its first's verdict (frag_of_dropped), whatever the
+    number of workers: verdicts may not depend on how frames are spread
+    over pipelines. Four routers send one each."""
+    cap.add(frame(CLIENT4, SERVER4, UDP(sport=5004, dport=53) / Raw(payload(1000))),
+            "new_connection")
     quoted = IPerror(src=CLIENT4, dst=SERVER4, id=20, ttl=1, len=1028) / \
         UDPerror(sport=5004, dport=53, len=1008, chksum=0) / Raw(payload(520))
     for n, router in enumerate(("198.51.100.1", "198.51.100.2", "192.0.2.1", "192.0.2.77")):
         error = ICMP(type=11, code=0) / quoted
         f = fragments4(router, CLIENT4, error, 0x0A00 + n, [296, 260])
-        cap.add(f[0], "related", k)
-        cap.add(f[1], "fragment", k)
+        cap.add(f[0], "icmp_error_fragmented")
+        cap.add(f[1], "frag_of_dropped")
 
 
 @case

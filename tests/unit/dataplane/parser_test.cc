@@ -419,6 +419,26 @@ TEST(ParserIpv4Fragments, LaterUdpFragmentAtEightDoesNotOverlap) {
   EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(later, kProtoUdp, Bytes(16, 0)))), std::nullopt);
 }
 
+TEST(ParserIpv4Fragments, FragmentWithMoreToFollowCarriesAMultipleOfEight) {
+  // RFC 791: only the last fragment may end off an 8-byte boundary.
+  Ipv4Spec first;
+  first.more_fragments = true;
+  UdpSpec u;
+  u.payload = Bytes(40, 0);
+  const Bytes whole = finish_v4(udp(u), first.src, first.dst);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(first, kProtoUdp, slice(whole, 0, 20)))),
+            Reason::frag_bad_length);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(first, kProtoUdp, slice(whole, 0, 24)))),
+            std::nullopt);
+  Ipv4Spec middle = first;
+  middle.frag_offset = 24;
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(middle, kProtoUdp, Bytes(12, 0)))),
+            Reason::frag_bad_length);
+  Ipv4Spec last = middle;
+  last.more_fragments = false;
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(last, kProtoUdp, Bytes(12, 0)))), std::nullopt);
+}
+
 TEST(ParserIpv4Fragments, ReassemblyBeyond65535IsPingOfDeath) {
   Ipv4Spec later;
   later.frag_offset = 65528;  // the largest offset
@@ -687,6 +707,22 @@ TEST(ParserIpv6Fragments, FirstAndLaterFragment) {
   EXPECT_EQ(p2.proto, kProtoUdp);
   EXPECT_EQ(p2.sport, 0);
   EXPECT_EQ(p2.l4_len, 24);
+}
+
+TEST(ParserIpv6Fragments, FragmentWithMoreToFollowCarriesAMultipleOfEight) {
+  // RFC 8200 4.5: discard it.
+  UdpSpec u;
+  u.payload = Bytes(32, 3);
+  const Ipv6Spec base;
+  const Bytes whole = finish_v6(udp(u), base.src, base.dst);
+  Ipv6Spec first = base;
+  first.extensions = {ext::fragment(0, true, 0x1234)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(first, kProtoUdp, slice(whole, 0, 12)))),
+            Reason::frag_bad_length);
+  Ipv6Spec last = base;
+  last.extensions = {ext::fragment(16, false, 0x1234)};
+  EXPECT_EQ(reason_of(ether(kEtherIpv6, ipv6_raw(last, kProtoUdp, slice(whole, 16, 27)))),
+            std::nullopt);
 }
 
 TEST(ParserIpv6Fragments, AtomicFragmentIsAWholePacket) {
@@ -1076,7 +1112,7 @@ TEST(ParserIcmp, EchoRequestKeysOnIdentifierAsSourcePort) {
   EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_request);
   EXPECT_EQ(p.icmp.id, 0x1234);
   EXPECT_EQ(p.sport, 0x1234);
-  EXPECT_EQ(p.dport, 0);
+  EXPECT_EQ(p.dport, 0xedcb);  // the complement keys the responder's side
 }
 
 TEST(ParserIcmp, EchoReplyKeysOnIdentifierAsDestinationPort) {
@@ -1086,7 +1122,7 @@ TEST(ParserIcmp, EchoReplyKeysOnIdentifierAsDestinationPort) {
   const ParsedPacket p = parse(eth_v4({}, icmp4(e)));
   ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
   EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_reply);
-  EXPECT_EQ(p.sport, 0);
+  EXPECT_EQ(p.sport, 0xedcb);
   EXPECT_EQ(p.dport, 0x1234);
 }
 
@@ -1098,11 +1134,11 @@ TEST(ParserIcmp, Icmpv6EchoKeys) {
   ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
   EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_request);
   EXPECT_EQ(p.sport, 0x4321);
-  EXPECT_EQ(p.dport, 0);
+  EXPECT_EQ(p.dport, 0xbcde);
   e.type = 129;
   p = parse(eth_v6({}, icmp6(e)));
   EXPECT_EQ(p.icmp.kind, IcmpHeaderInfo::Kind::echo_reply);
-  EXPECT_EQ(p.sport, 0);
+  EXPECT_EQ(p.sport, 0xbcde);
   EXPECT_EQ(p.dport, 0x4321);
 }
 
@@ -1198,7 +1234,7 @@ TEST(ParserIcmpErrors, QuotingEchoRequestKeysLikeTheRequest) {
   EXPECT_EQ(p.icmp.inner.proto, kProtoIcmp);
   EXPECT_EQ(p.icmp.inner.icmp_type, 8);
   EXPECT_EQ(p.icmp.inner.sport, 0x0bad);
-  EXPECT_EQ(p.icmp.inner.dport, 0);
+  EXPECT_EQ(p.icmp.inner.dport, 0xf452);
 }
 
 TEST(ParserIcmpErrors, QuotingMoreThanEightBytesIsFine) {
@@ -1252,7 +1288,9 @@ TEST(ParserIcmpErrors, QuotingALaterFragmentIsBadInner) {
   EXPECT_EQ(reason_of(icmp4_error(3, 3, q)), Reason::icmp_bad_inner);
 }
 
-TEST(ParserIcmpErrors, ErrorInAFirstFragmentTooSmallForInnerIsTinyFragment) {
+// No conforming router fragments an error (RFC 1812 4.3.2.3, RFC 4443
+// 2.4(c)), whether or not the first fragment would hold the quote.
+TEST(ParserIcmpErrors, FragmentedErrorIsRefused) {
   IcmpSpec e;
   e.type = 3;
   e.payload = quoted_v4(tcp({}), 8);
@@ -1262,7 +1300,9 @@ TEST(ParserIcmpErrors, ErrorInAFirstFragmentTooSmallForInnerIsTinyFragment) {
   outer.more_fragments = true;
   const Bytes whole = finish_v4(icmp4(e), outer.src, outer.dst);
   EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(outer, kProtoIcmp, slice(whole, 0, 24)))),
-            Reason::frag_first_too_small);
+            Reason::icmp_error_fragmented);
+  EXPECT_EQ(reason_of(ether(kEtherIpv4, ipv4_raw(outer, kProtoIcmp, slice(whole, 0, 48)))),
+            Reason::icmp_error_fragmented);
 }
 
 Bytes icmp6_error(uint8_t type, const Bytes& quoted, uint32_t rest = 0) {
@@ -1316,7 +1356,7 @@ TEST(ParserIcmpErrors, Icmpv6ErrorQuotingEchoRequest) {
   ASSERT_EQ(p.kind, FrameKind::ip) << reason_name(p.error);
   EXPECT_EQ(p.icmp.inner.proto, kProtoIcmpV6);
   EXPECT_EQ(p.icmp.inner.sport, 0x7777);
-  EXPECT_EQ(p.icmp.inner.dport, 0);
+  EXPECT_EQ(p.icmp.inner.dport, 0x8888);
 }
 
 TEST(ParserIcmpErrors, Icmpv6ErrorAboutAnErrorIsBadInner) {
