@@ -45,6 +45,7 @@ struct alignas(64) Connection {
   static constexpr uint8_t kOriginInside = 0x02;  // opened from the inside port
 
   bool in_use() const { return id != 0; }
+  Side origin_side() const { return (flags & kOriginInside) ? Side::inside : Side::outside; }
   Dir dir_of(bool src_is_lo) const {
     return src_is_lo == ((flags & kOriginIsLo) != 0) ? Dir::original : Dir::reply;
   }
@@ -63,6 +64,11 @@ struct alignas(64) Connection {
 static_assert(sizeof(Connection) == 128, "flow table entry: two cache lines");
 static_assert(offsetof(Connection, key) == 64, "identity starts on the second cache line");
 static_assert(std::is_trivially_copyable_v<Connection>);
+
+// The port a packet of connection c travelling in direction dir arrives on.
+inline Side expected_side(const Connection& c, Dir dir) {
+  return dir == Dir::original ? c.origin_side() : other_side(c.origin_side());
+}
 
 // Wrap-safe idle check on the 32-bit millisecond clock. A clock that went
 // backwards (out-of-order capture timestamps) counts as not idle.

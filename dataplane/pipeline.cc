@@ -9,14 +9,6 @@ constexpr size_t slot(ModuleId id) {
   return static_cast<size_t>(id);
 }
 
-// Echo flows carry the identifier on the requester's side only, so "A pings
-// B" and "B pings A" with one identifier are two flows; with identifier 0
-// all four ports are 0 and only this mark of which endpoint asked (in the
-// key's spare field) keeps the two keys apart.
-void mark_echo_requester(FlowKey& key, bool requester_is_lo) {
-  key.reserved = requester_is_lo ? 1 : 2;
-}
-
 }  // namespace
 
 uint64_t PipelineCounters::packets() const {
@@ -72,10 +64,6 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
       continue;
     }
     keys[m] = make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto, p.zone, &src_is_lo[m]);
-    if (p.is_icmp()) {
-      const bool request = p.icmp.kind == IcmpHeaderInfo::Kind::echo_request;
-      mark_echo_requester(keys[m], request == src_is_lo[m]);
-    }
     key_ptrs[m] = &keys[m];
     lookup_of[i] = static_cast<int16_t>(m);
     ++m;
@@ -118,7 +106,9 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
     }
     // Later fragments take this verdict; with no room to remember it they
     // would all be dropped as orphans, so the first goes too (fail closed).
-    if (p.kind == FrameKind::ip && p.first_fragment && !record_first_fragment(p, v) && v.pass()) {
+    // Malformed first fragments are remembered too, so their later fragments
+    // are dropped as what they are (frag_of_dropped).
+    if (p.first_fragment && p.ip_version != 0 && !record_first_fragment(p, v) && v.pass()) {
       v.reason = Reason::frag_table_full;
     }
     ++counters_.reasons[static_cast<size_t>(v.reason)];
@@ -138,6 +128,7 @@ Pipeline::FragKey Pipeline::fragment_key(const ParsedPacket& p) {
   key.id = p.frag_id;
   key.proto = p.ip_version == 4 ? p.proto : 0;  // IPv6 identifies by addresses and ID alone
   key.zone = p.zone;
+  key.side = static_cast<uint8_t>(p.side);  // fragments of one datagram share a port
   return key;
 }
 
@@ -170,15 +161,18 @@ Verdict Pipeline::decide_icmp_error(const ParsedPacket& p) {
   // An error travels back to the sender of the packet it quotes.
   if (!(p.dst == in.src)) return {0, Reason::icmp_error_unrelated};
   bool src_is_lo = false;
-  FlowKey key = make_flow_key(in.src, in.sport, in.dst, in.dport, in.proto, p.zone, &src_is_lo);
-  // The parser only relates errors about echo requests, sent by in.src.
-  if (in.proto == kProtoIcmp || in.proto == kProtoIcmpV6) mark_echo_requester(key, src_is_lo);
+  const FlowKey key =
+      make_flow_key(in.src, in.sport, in.dst, in.dport, in.proto, p.zone, &src_is_lo);
   const int32_t pos = flows_->lookup(key);
   if (pos < 0) return {0, Reason::icmp_error_unrelated};
   const Connection& c = flows_->at(static_cast<uint32_t>(pos));
   if (expired(c)) return {0, Reason::icmp_error_unrelated};
+  // The error comes from beyond the quoted packet's destination, so it
+  // arrives on the port that packet left by.
+  const Dir quoted = c.dir_of(src_is_lo);
+  if (p.side != other_side(expected_side(c, quoted))) return {c.id, Reason::side_mismatch};
   if (c.l4 == ModuleId::tcp &&
-      !TcpModule::quoted_segment_in_window(c.slice<TcpSlice>(), c.dir_of(src_is_lo), in.tcp_seq)) {
+      !TcpModule::quoted_segment_in_window(c.slice<TcpSlice>(), quoted, in.tcp_seq)) {
     return {0, Reason::icmp_error_unrelated};
   }
   return {c.id, Reason::related};
@@ -217,6 +211,9 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
     return open_in_place(p, index, src_is_lo);
   }
   const Dir dir = c.dir_of(src_is_lo);
+  // The opener's packets arrive on the port it opened from, replies on the
+  // other: an inside address arriving from outside is a forgery.
+  if (p.side != expected_side(c, dir)) return {c.id, Reason::side_mismatch};
   const Outcome outcome = visit_l4(c.l4, [&]<typename M>(M) {
     return M::track(c.slice<typename M::Slice>(), p, dir, settings_.tracker);
   });

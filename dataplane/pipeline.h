@@ -110,7 +110,8 @@ class Pipeline {
     uint32_t id = 0;
     uint8_t proto = 0;  // IPv4 only: part of the datagram identity (RFC 791)
     uint8_t zone = 0;
-    uint16_t reserved = 0;
+    uint8_t side = 0;
+    uint8_t reserved = 0;
   };
   static_assert(sizeof(FragKey) == 40);
   struct FragEntry {

@@ -624,6 +624,37 @@ TEST_F(PipelineTest, IcmpErrorAboutATrackedConnectionIsRelated) {
   EXPECT_EQ(back.conn_id, id);
 }
 
+// A tracked connection's packets must keep to their ports: the opener's on
+// the port it opened from, the replies on the other. Anything else carries a
+// forged address and must not ride on the connection's state.
+TEST_F(PipelineTest, PacketsOnTheWrongPortAreForgeries) {
+  start();
+  const uint64_t id = handshake();
+  Frame spoofed = client(kAck | kPsh, kClientIsn + 1, kServerIsn + 1, 10);
+  spoofed.side = Side::outside;  // the client's address, from outside
+  Verdict v = send(spoofed);
+  EXPECT_EQ(v.reason, Reason::side_mismatch);
+  EXPECT_EQ(v.conn_id, id);
+  Frame reflected = server(kAck | kPsh, kServerIsn + 1, kClientIsn + 1, 10);
+  reflected.side = Side::inside;  // the server's address, from inside
+  EXPECT_EQ(send(reflected).reason, Reason::side_mismatch);
+  EXPECT_EQ(count(Reason::side_mismatch), 2u);
+  // Neither moved the connection: the real segments still fit exactly.
+  EXPECT_EQ(send(client(kAck | kPsh, kClientIsn + 1, kServerIsn + 1, 10)).reason,
+            Reason::established);
+  EXPECT_EQ(send(server(kAck | kPsh, kServerIsn + 1, kClientIsn + 11, 10)).reason,
+            Reason::established);
+}
+
+TEST_F(PipelineTest, IcmpErrorOnTheWrongPortIsAForgery) {
+  start();
+  handshake();
+  // About the client's segment, so it must come from outside.
+  const Verdict v = send(icmp_error(
+      kRouter, kClient, quoted_tcp(kClient, 40000, kServer, 80, kClientIsn + 1), Side::inside));
+  EXPECT_EQ(v.reason, Reason::side_mismatch);
+}
+
 TEST_F(PipelineTest, IcmpErrorGoingToTheWrongHostIsUnrelated) {
   start();
   handshake();
@@ -777,6 +808,16 @@ TEST_F(PipelineTest, LaterFragmentOfADroppedFirstIsDropped) {
   const Verdict later = send(f.later);
   EXPECT_EQ(later.reason, Reason::frag_of_dropped);
   EXPECT_FALSE(later.pass());
+}
+
+TEST_F(PipelineTest, LaterFragmentFromTheOtherPortIsAnOrphan) {
+  start();
+  const Fragments f = udp_fragments(kClient, kServer, Side::inside, 0x3434);
+  EXPECT_EQ(send(f.first).reason, Reason::new_connection);
+  Frame forged = f.later;
+  forged.side = Side::outside;
+  EXPECT_EQ(send(forged).reason, Reason::frag_without_first);
+  EXPECT_EQ(send(f.later).reason, Reason::fragment);
 }
 
 TEST_F(PipelineTest, FragmentRecordsExpire) {
