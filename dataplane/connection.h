@@ -39,7 +39,6 @@ struct alignas(64) Connection {
   uint64_t master_id;  // related connections: the connection they belong to
   uint32_t created_s;  // clock at creation, seconds
   uint32_t reserved1;
-  uint64_t reserved2;
 
   static constexpr uint8_t kOriginIsLo = 0x01;    // the opener is key.lo
   static constexpr uint8_t kOriginInside = 0x02;  // opened from the inside port

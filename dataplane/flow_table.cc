@@ -21,7 +21,7 @@ rte_hash* create_hash(const char* prefix, uint32_t capacity, uint32_t key_len, i
   params.entries = capacity;
   params.key_len = key_len;
   params.hash_func = rte_hash_crc;
-  params.hash_func_init_val = 0x9e3779b9;
+  params.hash_func_init_val = kHashSeed;  // hash() computes the same
   params.socket_id = socket;
   // The extendable bucket table lets every one of `capacity` keys in,
   // whatever the collisions: a firewall must not refuse connections at 90%.
@@ -44,15 +44,16 @@ void free_hash(rte_hash* h) {
   rte_hash_free(h);
 }
 
-void lookup_bulk(const rte_hash* h, const void** keys, uint32_t n, int32_t* positions) {
-  rte_hash_lookup_bulk(h, keys, n, positions);
+void lookup_bulk(const rte_hash* h, const void** keys, const uint32_t* hashes, uint32_t n,
+                 int32_t* positions) {
+  rte_hash_lookup_with_hash_bulk(h, keys, const_cast<hash_sig_t*>(hashes), n, positions);
 }
-int32_t lookup(const rte_hash* h, const void* key) {
-  int32_t pos = rte_hash_lookup(h, key);
+int32_t lookup(const rte_hash* h, const void* key, uint32_t hash) {
+  const int32_t pos = rte_hash_lookup_with_hash(h, key, hash);
   return pos >= 0 ? pos : -1;
 }
-int32_t add(rte_hash* h, const void* key) {
-  return rte_hash_add_key(h, key);
+int32_t add(rte_hash* h, const void* key, uint32_t hash) {
+  return rte_hash_add_key_with_hash(h, key, hash);
 }
 int32_t del(rte_hash* h, const void* key) {
   return rte_hash_del_key(h, key);

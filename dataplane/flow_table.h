@@ -16,6 +16,8 @@
 #include <string>
 #include <type_traits>
 
+#include <rte_hash_crc.h>
+
 #include "dataplane/connection.h"
 
 struct rte_hash;
@@ -29,9 +31,11 @@ rte_hash* create_hash(const char* prefix, uint32_t capacity, uint32_t key_len, i
 void* alloc_entries(size_t bytes, int socket);
 void free_entries(void* p);
 void free_hash(rte_hash* h);
-void lookup_bulk(const rte_hash* h, const void** keys, uint32_t n, int32_t* positions);
-int32_t lookup(const rte_hash* h, const void* key);
-int32_t add(rte_hash* h, const void* key);
+inline constexpr uint32_t kHashSeed = 0x9e3779b9;
+void lookup_bulk(const rte_hash* h, const void** keys, const uint32_t* hashes, uint32_t n,
+                 int32_t* positions);
+int32_t lookup(const rte_hash* h, const void* key, uint32_t hash);
+int32_t add(rte_hash* h, const void* key, uint32_t hash);
 int32_t del(rte_hash* h, const void* key);
 [[noreturn]] void inconsistent(uint32_t index, int32_t hash_says);
 }  // namespace table_detail
@@ -71,23 +75,33 @@ class HashedTable {
   HashedTable(const HashedTable&) = delete;
   HashedTable& operator=(const HashedTable&) = delete;
 
-  // positions[i] receives the entry index of keys[i], or a negative value.
-  void lookup_bulk(const Key* const* keys, uint32_t n, int32_t* positions) const {
-    table_detail::lookup_bulk(
-        hash_, const_cast<const void**>(reinterpret_cast<const void* const*>(keys)), n, positions);
+  // The hash rte_hash uses for key (CRC32-C, inline), computed once per
+  // packet and passed to the lookups and the insert.
+  static uint32_t hash(const Key& key) {
+    return rte_hash_crc(&key, sizeof key, table_detail::kHashSeed);
   }
-  int32_t lookup(const Key& key) const { return table_detail::lookup(hash_, &key); }
+
+  // positions[i] receives the entry index of keys[i], or a negative value.
+  void lookup_bulk(const Key* const* keys, const uint32_t* hashes, uint32_t n,
+                   int32_t* positions) const {
+    table_detail::lookup_bulk(hash_,
+                              const_cast<const void**>(reinterpret_cast<const void* const*>(keys)),
+                              hashes, n, positions);
+  }
+  int32_t lookup(const Key& key, uint32_t h) const { return table_detail::lookup(hash_, &key, h); }
+  int32_t lookup(const Key& key) const { return lookup(key, hash(key)); }
 
   // Adds a key that is not in the table; returns its entry index with the
   // entry zeroed but for the key, or -1 when the table is full.
-  int32_t insert(const Key& key) {
-    int32_t pos = table_detail::add(hash_, &key);
+  int32_t insert(const Key& key, uint32_t h) {
+    const int32_t pos = table_detail::add(hash_, &key, h);
     if (pos < 0) return -1;
     std::memset(static_cast<void*>(&entries_[pos]), 0, sizeof(Entry));
     entries_[pos].key = key;
     ++size_;
     return pos;
   }
+  int32_t insert(const Key& key) { return insert(key, hash(key)); }
   // Removes the entry at index, which must be in use.
   void erase(uint32_t index) {
     Entry& e = entries_[index];

@@ -1,5 +1,7 @@
 #include "dataplane/pipeline.h"
 
+#include <algorithm>
+
 #include "modules/l4_dispatch.h"
 
 namespace holdfast {
@@ -48,9 +50,18 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
   now_ms_ = static_cast<uint32_t>(now_ns / 1'000'000);
   now_s_ = static_cast<uint32_t>(now_ns / 1'000'000'000);
 
-  // Stage 1: keys for every packet that needs a flow lookup.
-  FlowKey keys[kMaxBurst];
+  // Stage 1: key and hash for every packet that needs a flow lookup.
+  // Uninitialised storage: a plain FlowKey array would zero 3 KiB per burst
+  // (IpAddr value-initialises); only the m keys below are ever read.
+  union KeySlot {
+    KeySlot() {}
+    FlowKey key;
+  };
+  KeySlot key_slots[kMaxBurst];
+  FlowKey* const keys = &key_slots[0].key;
+  static_assert(sizeof(KeySlot) == sizeof(FlowKey));
   const FlowKey* key_ptrs[kMaxBurst];
+  uint32_t hashes[kMaxBurst];
   bool src_is_lo[kMaxBurst];
   int32_t positions[kMaxBurst];
   int16_t lookup_of[kMaxBurst];  // packet index -> lookup slot, -1 if none
@@ -65,19 +76,41 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
     }
     keys[m] = make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto, p.zone, &src_is_lo[m]);
     key_ptrs[m] = &keys[m];
+    hashes[m] = FlowTable::hash(keys[m]);
     lookup_of[i] = static_cast<int16_t>(m);
     ++m;
   }
 
   // Stage 2: one bulk lookup, then prefetch the entries that hit.
   if (m != 0) {
-    flows_->lookup_bulk(key_ptrs, m, positions);
+    flows_->lookup_bulk(key_ptrs, hashes, m, positions);
     for (uint16_t j = 0; j < m; ++j) {
       if (positions[j] >= 0) flows_->prefetch(static_cast<uint32_t>(positions[j]));
     }
   }
 
+  // Stage 2b: policy for every miss that may open a connection, in one
+  // classifier call (policy depends on the packet alone, never on state).
+  const ParsedPacket* candidates[kMaxBurst];
+  Policy::Match matches[kMaxBurst];
+  int16_t match_of[kMaxBurst];  // lookup slot -> index into matches, -1 if none
+  uint16_t c = 0;
+  for (uint16_t j = 0; j < m; ++j) match_of[j] = -1;
+  for (uint16_t i = 0; i < n; ++i) {
+    const int16_t j = lookup_of[i];
+    if (j < 0 || positions[j] >= 0) continue;
+    const ParsedPacket& p = packets[i];
+    const Reason can = visit_l4(l4_module_for(p.proto),
+                                [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
+    if (can != Reason::new_connection) continue;
+    candidates[c] = &p;
+    match_of[j] = static_cast<int16_t>(c++);
+  }
+  if (c != 0) policy_->classify_bulk(candidates, c, matches);
+
   // Stage 3: decide in arrival order.
+  uint16_t inserted[kMaxBurst];  // lookup slots whose packet created a connection
+  uint16_t inserted_count = 0;
   for (uint16_t i = 0; i < n; ++i) {
     const ParsedPacket& p = packets[i];
     Verdict v;
@@ -97,11 +130,17 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
       const uint16_t j = static_cast<uint16_t>(lookup_of[i]);
       int32_t pos = positions[j];
       // A miss may have been created by an earlier packet of this burst.
-      if (pos < 0) pos = flows_->lookup(keys[j]);
+      for (uint16_t q = 0; pos < 0 && q < inserted_count; ++q) {
+        const uint16_t e = inserted[q];
+        if (hashes[e] == hashes[j] && keys[e] == keys[j]) pos = flows_->lookup(keys[j], hashes[j]);
+      }
       if (pos >= 0) {
         v = track(p, static_cast<uint32_t>(pos), src_is_lo[j]);
       } else {
-        v = open(p, keys[j], src_is_lo[j], positions + j + 1, static_cast<uint16_t>(m - j - 1));
+        const Policy::Match* match = match_of[j] >= 0 ? &matches[match_of[j]] : nullptr;
+        v = open(p, keys[j], hashes[j], src_is_lo[j], match, positions + j + 1,
+                 static_cast<uint16_t>(m - j - 1));
+        if (v.reason == Reason::new_connection) inserted[inserted_count++] = j;
       }
     }
     // Later fragments take this verdict; with no room to remember it they
@@ -186,12 +225,11 @@ Verdict Pipeline::decide_untracked(const ParsedPacket& p) {
     if (p.hop_limit != 255) return {0, Reason::ipv6_nd_bad_hop_limit};
     return {0, Reason::ipv6_nd};
   }
-  const Reason r = admit(p);
+  const Reason r = admit(policy_->classify(p));
   return {0, r == Reason::new_connection ? Reason::untracked : r};
 }
 
-Reason Pipeline::admit(const ParsedPacket& p) {
-  const Policy::Match match = policy_->classify(p);
+Reason Pipeline::admit(const Policy::Match& match) {
   ++rule_hits_[static_cast<size_t>(match.rule + 1)];
   if (match.action == Action::allow) return Reason::new_connection;
   return match.rule < 0 ? Reason::default_deny : Reason::policy_deny;
@@ -231,17 +269,19 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
   return {c.id, Reason::tcp_invalid_state};
 }
 
-Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, bool src_is_lo,
-                       const int32_t* pending, uint16_t pending_count) {
-  const ModuleId module = l4_module_for(p.proto);
-  const Reason can =
-      visit_l4(module, [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
-  if (can != Reason::new_connection) return {0, can};
-  const Reason admitted = admit(p);
+Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash, bool src_is_lo,
+                       const Policy::Match* match, const int32_t* pending, uint16_t pending_count) {
+  if (match == nullptr) {
+    // Stage 2b found that the module refuses this packet as an opener.
+    const Reason can = visit_l4(l4_module_for(p.proto),
+                                [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
+    return {0, can};
+  }
+  const Reason admitted = admit(*match);
   if (admitted != Reason::new_connection) return {0, admitted};
 
-  int32_t pos = flows_->insert(key);
-  if (pos < 0 && reclaim(64, pending, pending_count)) pos = flows_->insert(key);
+  int32_t pos = flows_->insert(key, hash);
+  if (pos < 0 && reclaim(64, pending, pending_count)) pos = flows_->insert(key, hash);
   if (pos < 0) return {0, Reason::conn_table_full};
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
   init_connection(c, p, src_is_lo);
@@ -254,7 +294,7 @@ Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_
   const Reason can =
       visit_l4(module, [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
   if (can != Reason::new_connection) return {0, can};
-  const Reason admitted = admit(p);
+  const Reason admitted = admit(policy_->classify(p));
   if (admitted != Reason::new_connection) return {0, admitted};
   if (expired(c)) ++counters_.expired[slot(c.l4)];
   init_connection(c, p, src_is_lo);
@@ -307,6 +347,18 @@ void Pipeline::clean(uint64_t now_ns, uint32_t budget) {
       fragments_->erase(index);
     }
   });
+}
+
+void Pipeline::clean_paced(uint64_t now_ns) {
+  if (last_clean_ns_ == 0 || now_ns < last_clean_ns_) last_clean_ns_ = now_ns;
+  // At most one period of credit: after a stall, sweep once, not many times.
+  clean_credit_ns_ = std::min(clean_credit_ns_ + (now_ns - last_clean_ns_), kSweepPeriodNs);
+  last_clean_ns_ = now_ns;
+  const uint64_t capacity = flows_->capacity();
+  const uint64_t budget = clean_credit_ns_ * capacity / kSweepPeriodNs;
+  if (budget == 0) return;
+  clean_credit_ns_ -= budget * kSweepPeriodNs / capacity;
+  clean(now_ns, static_cast<uint32_t>(budget));
 }
 
 }  // namespace holdfast

@@ -93,6 +93,14 @@ class Pipeline {
   // `budget` entries of each table.
   void clean(uint64_t now_ns, uint32_t budget);
 
+  // clean() at the pace that visits every entry once per kSweepPeriodNs,
+  // however often it is called: the dataplane worker calls it every loop,
+  // and a fixed budget per loop would sweep a busy table dozens of times a
+  // second for nothing. Expiry stays exact (it is also checked on lookup);
+  // this only bounds how long an idle entry holds its slot.
+  static constexpr uint64_t kSweepPeriodNs = 1'000'000'000;
+  void clean_paced(uint64_t now_ns);
+
   // A new rule set for connections opened from now on.
   void set_policy(const Policy* policy);
 
@@ -134,13 +142,15 @@ class Pipeline {
   Verdict decide_icmp_error(const ParsedPacket& p);
   Verdict decide_untracked(const ParsedPacket& p);
   Verdict track(const ParsedPacket& p, uint32_t index, bool src_is_lo);
-  Verdict open(const ParsedPacket& p, const FlowKey& key, bool src_is_lo, const int32_t* pending,
-               uint16_t pending_count);
+  // Opens a connection for a packet that missed. match is its policy
+  // decision, or nullptr when its module refused it as an opener.
+  Verdict open(const ParsedPacket& p, const FlowKey& key, uint32_t hash, bool src_is_lo,
+               const Policy::Match* match, const int32_t* pending, uint16_t pending_count);
   // Re-initialises the entry at index for a new connection opened by p.
   Verdict open_in_place(const ParsedPacket& p, uint32_t index, bool src_is_lo);
-  // Policy for the first packet of a connection; nullopt-like: returns
-  // Reason::new_connection when allowed.
-  Reason admit(const ParsedPacket& p);
+  // Counts a policy decision for a would-be connection; returns
+  // Reason::new_connection when it is allowed, else the drop reason.
+  Reason admit(const Policy::Match& match);
   void init_connection(Connection& c, const ParsedPacket& p, bool src_is_lo);
   // Remembers a first fragment's verdict for the later ones; false when full.
   bool record_first_fragment(const ParsedPacket& p, const Verdict& v);
@@ -159,6 +169,8 @@ class Pipeline {
   std::vector<uint64_t> rule_hits_;
   uint32_t now_ms_ = 0;
   uint32_t now_s_ = 0;
+  uint64_t last_clean_ns_ = 0;
+  uint64_t clean_credit_ns_ = 0;  // time not yet turned into visited entries
 };
 
 }  // namespace holdfast

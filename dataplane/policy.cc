@@ -283,35 +283,71 @@ Policy::~Policy() {
   rte_acl_free(v6_);
 }
 
-Policy::Match Policy::classify(const ParsedPacket& p) const {
-  const uint32_t side = bswap32(p.side == Side::inside ? kSideBitInside : kSideBitOutside);
-  uint32_t result = 0;
-  if (p.ip_version == 4) {
-    if (v4_ != nullptr) {
-      AclInputV4 in{};
-      in.proto = p.proto;
-      in.side = side;
-      std::memcpy(&in.src, &p.src.bytes[12], 4);
-      std::memcpy(&in.dst, &p.dst.bytes[12], 4);
-      in.sport = bswap16(p.sport);
-      in.dport = bswap16(p.dport);
-      const uint8_t* data = reinterpret_cast<const uint8_t*>(&in);
-      rte_acl_classify(v4_, &data, &result, 1, 1);
-    }
-  } else if (v6_ != nullptr) {
-    AclInputV6 in{};
-    in.proto = p.proto;
-    in.side = side;
-    std::memcpy(in.src, p.src.bytes.data(), 16);
-    std::memcpy(in.dst, p.dst.bytes.data(), 16);
-    in.sport = bswap16(p.sport);
-    in.dport = bswap16(p.dport);
-    const uint8_t* data = reinterpret_cast<const uint8_t*>(&in);
-    rte_acl_classify(v6_, &data, &result, 1, 1);
-  }
+namespace {
+
+void fill_input(const ParsedPacket& p, AclInputV4* in) {
+  *in = AclInputV4{};
+  in->proto = p.proto;
+  in->side = bswap32(p.side == Side::inside ? kSideBitInside : kSideBitOutside);
+  std::memcpy(&in->src, &p.src.bytes[12], 4);
+  std::memcpy(&in->dst, &p.dst.bytes[12], 4);
+  in->sport = bswap16(p.sport);
+  in->dport = bswap16(p.dport);
+}
+
+void fill_input(const ParsedPacket& p, AclInputV6* in) {
+  *in = AclInputV6{};
+  in->proto = p.proto;
+  in->side = bswap32(p.side == Side::inside ? kSideBitInside : kSideBitOutside);
+  std::memcpy(in->src, p.src.bytes.data(), 16);
+  std::memcpy(in->dst, p.dst.bytes.data(), 16);
+  in->sport = bswap16(p.sport);
+  in->dport = bswap16(p.dport);
+}
+
+}  // namespace
+
+Policy::Match Policy::match_of(uint32_t result) const {
   if (result == 0) return {-1, default_action_};
   const int32_t index = static_cast<int32_t>(result - 1);
   return {index, rules_[index].action};
+}
+
+template <typename Input>
+void Policy::classify_family(const rte_acl_ctx* ctx, const ParsedPacket* const* packets, uint32_t n,
+                             int version, Match* out) const {
+  Input in[kMaxBulk];
+  const uint8_t* data[kMaxBulk];
+  uint32_t results[kMaxBulk];
+  uint32_t index[kMaxBulk];
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (packets[i]->ip_version != version) continue;
+    if (ctx == nullptr) {
+      out[i] = match_of(0);
+      continue;
+    }
+    fill_input(*packets[i], &in[k]);
+    data[k] = reinterpret_cast<const uint8_t*>(&in[k]);
+    index[k++] = i;
+  }
+  if (k == 0) return;
+  // One call for the whole burst: rte_acl uses its vector classifiers only
+  // for several inputs at a time.
+  rte_acl_classify(ctx, data, results, k, 1);
+  for (uint32_t j = 0; j < k; ++j) out[index[j]] = match_of(results[j]);
+}
+
+void Policy::classify_bulk(const ParsedPacket* const* packets, uint32_t n, Match* out) const {
+  classify_family<AclInputV4>(v4_, packets, n, 4, out);
+  classify_family<AclInputV6>(v6_, packets, n, 6, out);
+}
+
+Policy::Match Policy::classify(const ParsedPacket& p) const {
+  const ParsedPacket* one = &p;
+  Match m{-1, default_action_};
+  classify_bulk(&one, 1, &m);
+  return m;
 }
 
 }  // namespace holdfast
