@@ -1,6 +1,6 @@
 #include "dataplane/parser.h"
 
-#include <rte_ip.h>
+#include <cstring>
 
 #include "dataplane/byteorder.h"
 
@@ -52,33 +52,60 @@ bool malformed(ParsedPacket& out, Reason why) {
   return false;
 }
 
-// One's complement sum, folded, of the IPv4 or IPv6 pseudo-header
-// (RFC 9293 3.1, RFC 8200 8.1) plus the upper-layer bytes.
-uint16_t l4_checksum(const ParsedPacket& p, const uint8_t* l4, uint32_t len,
-                     const PseudoDestination& dst) {
-  uint32_t sum = 0;
-  if (p.ip_version == 4) {
-    sum += rte_raw_cksum(&p.src.bytes[12], 4);
-    sum += rte_raw_cksum(&p.dst.bytes[12], 4);
-  } else {
-    sum += rte_raw_cksum(p.src.bytes.data(), 16);
-    sum += rte_raw_cksum(dst.final != nullptr ? dst.final : p.dst.bytes.data(), 16);
+// RFC 1071 one's complement sum, 32 bits at a time into a 64-bit
+// accumulator: since 2^16 = 1 modulo 0xffff, the folded result equals the
+// sum of 16-bit words, with half the additions of DPDK 22.11's
+// rte_raw_cksum (a 16-bit loop) and no carry handling inside the loop.
+uint64_t add_words(const uint8_t* p, uint32_t len, uint64_t sum) {
+  for (; len >= 4; len -= 4, p += 4) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    sum += v;
   }
-  // rte_raw_cksum sums in host order of 16-bit loads; add the protocol and
-  // length in the same representation.
-  uint16_t proto_be = bswap16(p.proto);
-  uint16_t len_hi = bswap16(static_cast<uint16_t>(len >> 16));
-  uint16_t len_lo = bswap16(static_cast<uint16_t>(len & 0xffff));
-  sum += proto_be + len_hi + len_lo;
-  sum += rte_raw_cksum(l4, len);
+  if (len >= 2) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    sum += v;
+    p += 2;
+    len -= 2;
+  }
+  if (len != 0)
+    sum += *p;  // the odd byte is the high-order byte of a
+                // big-endian word, i.e. the low byte here
+  return sum;
+}
+
+uint16_t fold(uint64_t sum) {
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<uint16_t>(sum);
 }
 
+// One's complement sum, folded, of the IPv4 or IPv6 pseudo-header
+// (RFC 9293 3.1, RFC 8200 8.1) plus the upper-layer bytes.
+uint16_t l4_checksum(const ParsedPacket& p, const uint8_t* l4, uint32_t len,
+                     const PseudoDestination& dst) {
+  uint64_t sum = 0;
+  if (p.ip_version == 4) {
+    sum = add_words(&p.src.bytes[12], 4, sum);
+    sum = add_words(&p.dst.bytes[12], 4, sum);
+  } else {
+    sum = add_words(p.src.bytes.data(), 16, sum);
+    sum = add_words(dst.final != nullptr ? dst.final : p.dst.bytes.data(), 16, sum);
+  }
+  // The words are summed as little-endian loads; add the protocol and the
+  // length as big-endian words read the same way.
+  sum += bswap16(p.proto);
+  sum += bswap16(static_cast<uint16_t>(len >> 16));
+  sum += bswap16(static_cast<uint16_t>(len & 0xffff));
+  return fold(add_words(l4, len, sum));
+}
+
 // True when the folded sum over data including its checksum field is 0xffff.
 bool checksum_ok_plain(const uint8_t* data, uint32_t len) {
-  return rte_raw_cksum(data, len) == 0xffff;
+  return fold(add_words(data, len, 0)) == 0xffff;
 }
 
 // TCP flag combinations a conforming stack can send, ignoring PSH, ECE and
