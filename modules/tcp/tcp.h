@@ -112,6 +112,7 @@ struct TcpModule {
   static Reason can_open(const ParsedPacket& p, const TrackerSettings& settings);
   static void open(Slice& s, const ParsedPacket& p, const TrackerSettings& settings);
   static Outcome track(Slice& s, const ParsedPacket& p, Dir dir, const TrackerSettings& settings);
+  // Inline: every packet of every connection asks (the expiry check).
   static uint32_t timeout_ms(const Slice& s, const TrackerSettings& settings);
   static bool valid(const Slice& s);
   static const char* state_name(const Slice& s);
@@ -124,5 +125,44 @@ struct TcpModule {
 static_assert(L4Module<TcpModule>);
 
 const char* tcp_state_name(TcpState state);
+
+inline uint32_t TcpModule::timeout_ms(const Slice& s, const TrackerSettings& settings) {
+  const TcpTimeouts& t = settings.tcp;
+  uint32_t timeout = t.close;
+  switch (s.state) {
+    case TcpState::syn_sent:
+    case TcpState::syn_sent2:
+      timeout = t.syn_sent;
+      break;
+    case TcpState::syn_recv:
+      timeout = t.syn_recv;
+      break;
+    case TcpState::established:
+      timeout = t.established;
+      break;
+    case TcpState::fin_wait:
+      timeout = t.fin_wait;
+      break;
+    case TcpState::close_wait:
+      timeout = t.close_wait;
+      break;
+    case TcpState::last_ack:
+      timeout = t.last_ack;
+      break;
+    case TcpState::time_wait:
+      timeout = t.time_wait;
+      break;
+    case TcpState::none:
+    case TcpState::close:
+      timeout = t.close;
+      break;
+  }
+  // Data outstanding in either direction: the connection is waiting on a
+  // peer that may be gone, so do not hold it for days.
+  if (((s.flags[0] | s.flags[1]) & TcpSlice::kDataUnacked) && timeout > t.unacknowledged) {
+    timeout = t.unacknowledged;
+  }
+  return timeout;
+}
 
 }  // namespace holdfast
