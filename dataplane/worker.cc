@@ -84,7 +84,7 @@ void Worker::run() {
       }
     }
     flush();
-    pipeline_->clean(now_ns_, kCleanerBudget);
+    pipeline_->clean_paced(now_ns_);
   }
   flush();
 }

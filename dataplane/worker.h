@@ -4,8 +4,9 @@
 // on every port; parse it; hand packets owned by another worker to that
 // worker's ring (dataplane/steering.h); run the rest through this worker's
 // Pipeline; buffer passed frames for the paired port and free the dropped;
-// then take what other workers handed over, flush TX, and give the cleaner
-// its budget. Nothing here allocates, locks or makes a system call.
+// then take what other workers handed over, flush TX, and let the cleaner
+// visit the entries it is owed (the whole table once a second). Nothing here allocates, locks or
+// makes a system call.
 #pragma once
 
 #include <rte_ethdev.h>
@@ -27,7 +28,6 @@
 namespace holdfast {
 
 inline constexpr uint16_t kRxBurst = 32;
-inline constexpr uint32_t kCleanerBudget = 64;  // entries visited per loop
 inline constexpr uint32_t kHandoffRingSize = 1024;
 
 struct alignas(64) WorkerCounters {

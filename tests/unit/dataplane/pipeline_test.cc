@@ -480,6 +480,27 @@ TEST_F(PipelineTest, CleanRespectsItsBudget) {
   EXPECT_EQ(pipe->counters().expired[static_cast<size_t>(ModuleId::udp)], 100u);
 }
 
+TEST_F(PipelineTest, PacedCleanerVisitsTheTableOnceAPeriod) {
+  settings.tracker.udp_unreplied = 1000;
+  start();  // 1024 entries; a fresh table hands out positions 0, 1, 2, ...
+  const uint32_t n = settings.connections / 2;
+  for (uint32_t i = 0; i < n; ++i) {
+    send(udp_frame(kClient, static_cast<uint16_t>(2000 + i), kServer, 53, Side::inside), kT0);
+  }
+  const uint64_t t = (kT0 + 2000) * 1'000'000;  // all idle past their timeout
+  pipe->clean_paced(t);                         // starts the clock, owes nothing
+  EXPECT_EQ(pipe->flows().size(), n);
+  // A quarter of a period, called in many small steps: a quarter of the table.
+  for (uint64_t step = 1; step <= 250; ++step) pipe->clean_paced(t + step * 1'000'000);
+  EXPECT_NEAR(static_cast<double>(pipe->flows().size()), n - settings.connections / 4.0, 2.0);
+  // Half a period in total: the first half of the table, which holds them all.
+  for (uint64_t step = 251; step <= 500; ++step) pipe->clean_paced(t + step * 1'000'000);
+  EXPECT_LE(pipe->flows().size(), 2u);
+  // A long stall earns one sweep, not many.
+  pipe->clean_paced(t + 60 * Pipeline::kSweepPeriodNs);
+  EXPECT_EQ(pipe->flows().size(), 0u);
+}
+
 // ---------------------------------------------------------------------------
 // A full table
 
