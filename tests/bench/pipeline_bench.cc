@@ -3,8 +3,8 @@
 //
 //   established/conns:N/csum:on|off   pure ACKs of N established TCP
 //                                     connections, both directions, shuffled
-//   established/conns:N/csum:on/cleaner:64
-//                                     the same with Pipeline::clean between
+//   established/conns:N/csum:on/cleaner
+//                                     the same with Pipeline::clean_paced between
 //                                     bursts, as the worker calls it
 //   new_connections/fill              SYNs of fresh tuples into an empty table
 //                                     (1M into a 1.25M table, then rebuilt)
@@ -67,8 +67,6 @@ constexpr uint64_t kLineRateBurstNs = 32 * 67;
 constexpr uint64_t kSeed = 0x686f6c6466617374ull;  // "holdfast"
 
 constexpr size_t kMaxConnections = 1'000'000;
-// Entries the worker's cleaner visits between two bursts.
-constexpr uint32_t kCleanBudget = 64;
 // new_connections/fill inserts this many connections into an empty table;
 // new_connections/churn cycles through kChurnFrames SYNs in the same table.
 constexpr size_t kFillConnections = 1'000'000;
@@ -352,7 +350,7 @@ void bm_established(benchmark::State& state, size_t n, bool verify_checksums, bo
   meter.start();
   for (auto _ : state) {
     measured_burst(pipeline, frames, s.cursor, options, s.now_ns, parsed, verdicts);
-    if (cleaner) pipeline.clean(s.now_ns, kCleanBudget);
+    if (cleaner) pipeline.clean_paced(s.now_ns);
     s.cursor += kBurst;
     if (s.cursor == frames.size()) s.cursor = 0;
     s.now_ns += kLineRateBurstNs;
@@ -412,10 +410,10 @@ void bm_new_fill(benchmark::State& state) {
 }
 
 // Steady state: 2M distinct SYNs replayed in a loop into the flow table of
-// new_connections/fill, with the worker's cleaner (kCleanBudget entries per
-// burst) running between bursts. The simulated clock runs so that SYN_SENT's
+// new_connections/fill, with the worker's paced cleaner (one sweep of the
+// table per simulated second) running between bursts. The simulated clock runs so that SYN_SENT's
 // timeout (120 s) passes while 0.4 table's worth of newer connections is
-// opened; the cleaner laps the table while half a table's worth is. So a
+// opened; the cleaner laps the table many times meanwhile. So a
 // connection is expired before its tuple comes round again and each packet
 // pays for one connection's creation, policy and expiry. The table holds
 // between about 0.5M and 1.1M live connections (reported as `live`): rte_hash
@@ -429,7 +427,9 @@ void bm_new_churn(benchmark::State& state) {
     s->pipeline = make_pipeline(capacity, s->policy.get(), &s->ids);
     const TrackerSettings tracker;
     const uint64_t timeout_bursts = capacity * 2 / 5 / kBurst;
-    const uint64_t lap_bursts = capacity / kCleanBudget;
+    // The worker's cleaner sweeps the table once per simulated period.
+    const uint64_t lap_bursts = Pipeline::kSweepPeriodNs / (tracker.tcp.syn_sent * 1'000'000ull /
+                                                             timeout_bursts + 1) + 1;
     s->burst_ns = tracker.tcp.syn_sent * 1'000'000ull / timeout_bursts + 1;
     if ((timeout_bursts + lap_bursts) * kBurst >= kChurnFrames) {
       fail("churn: tuples would come round before their connections are expired");
@@ -442,7 +442,7 @@ void bm_new_churn(benchmark::State& state) {
     Verdict verdicts[kBurst];
     for (size_t first = 0; first + kBurst <= s->syns->size(); first += kBurst) {
       measured_burst(*s->pipeline, *s->syns, first, options, s->now_ns, parsed, verdicts);
-      s->pipeline->clean(s->now_ns, kCleanBudget);
+      s->pipeline->clean_paced(s->now_ns);
       s->now_ns += s->burst_ns;
     }
     return s;
@@ -458,7 +458,7 @@ void bm_new_churn(benchmark::State& state) {
   meter.start();
   for (auto _ : state) {
     measured_burst(pipeline, *s.syns, s.cursor, options, s.now_ns, parsed, verdicts);
-    pipeline.clean(s.now_ns, kCleanBudget);
+    pipeline.clean_paced(s.now_ns);
     s.cursor += kBurst;
     if (s.cursor == usable) s.cursor = 0;
     s.now_ns += s.burst_ns;
@@ -485,8 +485,7 @@ void register_benchmarks() {
           "established/conns:" + std::to_string(n) + "/csum:" + (csum ? "on" : "off");
       common(benchmark::RegisterBenchmark(name.c_str(), bm_established, n, csum, false));
     }
-    const std::string name = "established/conns:" + std::to_string(n) +
-                             "/csum:on/cleaner:" + std::to_string(kCleanBudget);
+    const std::string name = "established/conns:" + std::to_string(n) + "/csum:on/cleaner";
     common(benchmark::RegisterBenchmark(name.c_str(), bm_established, n, true, true));
   }
   // Whole cycles, whatever --benchmark_min_time says: the cost per
