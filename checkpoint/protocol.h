@@ -17,6 +17,11 @@ namespace holdfast::ckpt {
 
 inline constexpr uint32_t kMaxMessage = 65536;
 
+// Regions in one set (workers x modules), so that a welcome, which lists the
+// set to recover from and the new one, fits in one message: 64 workers x 5
+// modules. The server also measures each welcome before allocating.
+inline constexpr uint32_t kMaxSetRegions = 320;
+
 // Sends msg as one frame, with fd attached when fd >= 0. Returns false and
 // sets *error on failure.
 bool send_message(int sock, const nlohmann::json& msg, int fd, std::string* error);
@@ -35,6 +40,8 @@ class FrameDecoder {
   enum class Status { need_more, frame, bad_length };
   // Takes the next complete frame's payload out of the buffer.
   Status next(std::string* payload);
+  // Bytes received and not yet taken as a frame.
+  size_t buffered() const { return buffer_.size(); }
 
  private:
   std::vector<uint8_t> buffer_;
