@@ -154,8 +154,8 @@ bool read_token(const std::string& path, std::string* token, std::string* error)
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     holdfast::log(LogLevel::warning, kComponent,
-                  "the token file %s can be read by others (mode %04o); chmod 600 it", path.c_str(),
-                  static_cast<unsigned>(st.st_mode & 07777));
+                  "the token file %s is open to its group or others (mode %04o); chmod 600 it",
+                  path.c_str(), static_cast<unsigned>(st.st_mode & 07777));
   }
   *token = std::move(text);
   return true;
