@@ -149,14 +149,14 @@ bool parse_layout(const json& layout, const std::string& app, SetRequest* req, u
   for (size_t i = 0; i < modules->size(); ++i) {
     const json& m = (*modules)[i];
     const std::string where = "modules[" + std::to_string(i) + "]: ";
-    uint64_t module, schema, slot_size;
+    uint64_t module, schema, slot_size, own_slots = 0;
     std::string why;
     if (!m.is_object()) {
       *error = where + "must be an object";
       return false;
     }
     if (!get_uint(m, "module", 0, kMaxModule, &module, &why) ||
-        !get_uint(m, "schema", 1, UINT16_MAX, &schema, &why) ||
+        !get_uint(m, "schema", 1, UINT8_MAX, &schema, &why) ||
         !get_uint(m, "slot_size", sizeof(SlotHeader), kMaxSlotSize, &slot_size, &why)) {
       *error = where + why;
       return false;
@@ -165,12 +165,16 @@ bool parse_layout(const json& layout, const std::string& app, SetRequest* req, u
       *error = where + "\"slot_size\" must be a multiple of 8";
       return false;
     }
+    if (m.contains("slots") && !get_uint(m, "slots", 1, UINT32_MAX, &own_slots, &why)) {
+      *error = where + why;
+      return false;
+    }
     if (!seen.insert(module).second) {
       *error = where + "module " + std::to_string(module) + " is listed twice";
       return false;
     }
     req->modules.push_back({static_cast<uint16_t>(module), static_cast<uint16_t>(schema),
-                            static_cast<uint32_t>(slot_size)});
+                            static_cast<uint32_t>(slot_size), static_cast<uint32_t>(own_slots)});
   }
   if (seen.count(kBaseModule) == 0) {
     *error = "\"modules\" must include the base layer, module 0";
@@ -823,7 +827,7 @@ void Server::hello_writer(Session& s, const std::string& app, const json& msg) {
       r.module = m.module;
       r.schema = m.schema;
       r.slot_size = m.slot_size;
-      r.slot_count = req.slots;
+      r.slot_count = m.slots != 0 ? m.slots : req.slots;
       r.offset = store_->bytes();
       largest["regions"].push_back(region_to_json(r));
     }

@@ -267,7 +267,13 @@ bool Store::allocate(const SetRequest& req, uint32_t set, uint32_t slots, StoreM
   }
   for (uint32_t w = 0; w < req.workers; ++w) {
     for (const ModuleShape& m : req.modules) {
-      const uint64_t need = round_up(uint64_t{m.slot_size} * slots, kPage);
+      // A module with a slot count of its own (the fragment records) shrinks
+      // in proportion when the store cannot hold the whole request.
+      const uint32_t count =
+          m.slots == 0 ? slots
+                       : static_cast<uint32_t>(std::max<uint64_t>(
+                             1, uint64_t{m.slots} * slots / std::max<uint32_t>(req.slots, 1)));
+      const uint64_t need = round_up(uint64_t{m.slot_size} * count, kPage);
       std::sort(used.begin(), used.end());
       uint64_t at = kDataOffset;
       for (const auto& [begin, end] : used) {
@@ -291,7 +297,7 @@ bool Store::allocate(const SetRequest& req, uint32_t set, uint32_t slots, StoreM
       e->worker = static_cast<uint16_t>(w);
       e->in_use = 1;
       e->slot_size = m.slot_size;
-      e->slot_count = slots;
+      e->slot_count = count;
       e->offset = at;
       used.emplace_back(at, at + need);
     }

@@ -19,6 +19,7 @@ struct ModuleShape {
   uint16_t module = 0;
   uint16_t schema = 0;
   uint32_t slot_size = 0;
+  uint32_t slots = 0;  // this module's own slot count; 0: the request's
 };
 
 struct SetRequest {

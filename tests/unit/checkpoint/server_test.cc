@@ -814,8 +814,10 @@ TEST_F(ServerTest, EveryBadMessageGetsAnErrorAndTheConnectionStays) {
       {bad_layout("modules", json::object()), "\"modules\" must be a non-empty array"},
       {bad_layout("modules", json::array({1})), "modules[0]: must be an object"},
       {bad_module("module", 256), "modules[1]: \"module\" must be an integer from 0 to 255"},
-      {bad_module("schema", 0), "modules[1]: \"schema\" must be an integer from 1 to 65535"},
-      {bad_module("schema", 65536), "modules[1]: \"schema\" must be an integer from 1 to 65535"},
+      // The slot header keeps the schema version in one byte.
+      {bad_module("schema", 0), "modules[1]: \"schema\" must be an integer from 1 to 255"},
+      {bad_module("schema", 256), "modules[1]: \"schema\" must be an integer from 1 to 255"},
+      {bad_module("slots", 0), "modules[1]: \"slots\" must be an integer from 1 to 4294967295"},
       {bad_module("slot_size", 8), "modules[1]: \"slot_size\" must be an integer from 16 to 4096"},
       {bad_module("slot_size", 4104), "\"slot_size\" must be an integer from 16 to 4096"},
       {bad_module("slot_size", 60), "modules[1]: \"slot_size\" must be a multiple of 8"},

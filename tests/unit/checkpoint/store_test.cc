@@ -7,9 +7,11 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cstdio>
 
 #include <algorithm>
 #include <cstring>
@@ -626,6 +628,39 @@ TEST_F(StoreTest, FewerSlotsWhenTheStoreIsSmallButNeverBelowTheMinimum) {
   EXPECT_EQ(s->meta().generation, generation);
   EXPECT_EQ(s->app("holdfast")->staging_set, 0u);
   EXPECT_EQ(s->regions("holdfast", *set).size(), 4u);
+}
+
+// The fragment records have a table of their own size; when the store cannot
+// hold the whole request they shrink in proportion with the connections.
+TEST_F(StoreTest, AModuleMayHaveItsOwnSlotCount) {
+  std::unique_ptr<Store> s = open_store(64 * kMiB);
+  ASSERT_NE(s, nullptr);
+  std::string error;
+  SetRequest req = two_modules("holdfast", 1, 10000);
+  req.modules.push_back({7, 1, 72, 500});
+  const auto set = s->begin_set(req, 1, &error);
+  ASSERT_TRUE(set.has_value()) << error;
+  for (const RegionEntry& r : s->regions("holdfast", *set)) {
+    EXPECT_EQ(r.slot_count, r.module == 7 ? 500u : 10000u) << r.module;
+  }
+  EXPECT_TRUE(RegionsDisjoint(s->meta()));
+
+  std::unique_ptr<Store> small = nullptr;
+  s.reset();
+  ASSERT_EQ(std::remove(path().c_str()), 0);
+  small = open_store(2 * kMiB);
+  ASSERT_NE(small, nullptr);
+  SetRequest big = two_modules("holdfast", 1, 100000);
+  big.modules.push_back({7, 1, 72, 10000});
+  const auto shrunk = small->begin_set(big, 1, &error);
+  ASSERT_TRUE(shrunk.has_value()) << error;
+  uint32_t connections = 0;
+  uint32_t fragments = 0;
+  for (const RegionEntry& r : small->regions("holdfast", *shrunk)) {
+    (r.module == 7 ? fragments : connections) = r.slot_count;
+  }
+  EXPECT_LT(connections, 100000u);
+  EXPECT_NEAR(static_cast<double>(fragments), connections / 10.0, 1.0);
 }
 
 TEST_F(StoreTest, RegionsNeverOverlap) {
