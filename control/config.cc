@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "checkpoint/store_format.h"
+
 namespace holdfast {
 namespace {
 
@@ -508,12 +510,46 @@ class Loader {
     }
   }
 
+  void checkpoint(const json& v, const std::string& path, Config& cfg) {
+    if (!expect_object(v, path)) return;
+    only_keys(v, path, {"socket", "app", "token_file", "store_full"});
+    CheckpointConfig& c = cfg.checkpoint;
+    if (v.contains("socket")) {
+      if (auto s = string(v.at("socket"), path + "/socket")) {
+        if (s->empty()) error(path + "/socket", "socket path is empty");
+        c.socket = *s;
+      }
+    }
+    if (v.contains("app")) {
+      if (auto s = string(v.at("app"), path + "/app")) {
+        if (!ckpt::app_id_valid(*s)) {
+          error(path + "/app", "application id must be 1-31 letters, digits, '-', '_' or '.'");
+        }
+        c.app = *s;
+      }
+    }
+    if (v.contains("token_file")) {
+      if (auto s = string(v.at("token_file"), path + "/token_file")) c.token_file = *s;
+    }
+    if (v.contains("store_full")) {
+      if (auto s = string(v.at("store_full"), path + "/store_full")) {
+        if (*s == "refuse") {
+          c.store_full_allow = false;
+        } else if (*s == "allow") {
+          c.store_full_allow = true;
+        } else {
+          error(path + "/store_full", "unknown policy \"" + *s + "\" (expected refuse or allow)");
+        }
+      }
+    }
+  }
+
   Config load(const json& root) {
     Config cfg;
     if (!expect_object(root, "")) return cfg;
     only_keys(root, "",
               {"ports", "inside_networks", "rules", "default", "timeouts", "limits", "modules",
-               "l2", "verify_checksums", "comment"});
+               "l2", "verify_checksums", "checkpoint", "comment"});
     if (root.contains("ports")) {
       ports(root.at("ports"), "/ports", cfg);
     } else {
@@ -535,6 +571,7 @@ class Loader {
         cfg.parse.verify_checksums = *b;
       }
     }
+    if (root.contains("checkpoint")) checkpoint(root.at("checkpoint"), "/checkpoint", cfg);
     if (root.contains("comment")) string(root.at("comment"), "/comment");
     return cfg;
   }

@@ -20,6 +20,17 @@ struct PortPairConfig {
   std::string outside;
 };
 
+// Where and how the dataplane checkpoints (docs/checkpoint.md). Command-line
+// options (--ckpt, --ckpt-app, --ckpt-token-file) override these.
+struct CheckpointConfig {
+  std::string socket;  // holdfast-ckptd's control socket; empty: no checkpointing
+  std::string app = "holdfast";
+  std::string token_file;
+  // A new connection with no slot in the store: refuse it (fail closed,
+  // ckpt_store_full) or forward it unprotected (counted).
+  bool store_full_allow = false;
+};
+
 struct Config {
   std::vector<PortPairConfig> ports;
   std::vector<Cidr> inside_networks;
@@ -27,6 +38,7 @@ struct Config {
   Action default_action = Action::deny;
   PipelineSettings pipeline;
   ParseOptions parse;
+  CheckpointConfig checkpoint;
 
   // Whether addr lies in inside_networks (holdfast-replay's port choice).
   bool is_inside(const IpAddr& addr) const;

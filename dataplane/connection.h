@@ -30,9 +30,9 @@ struct alignas(64) Connection {
   uint64_t id;            // 0: the entry is free
   uint32_t last_seen_ms;  // clock of the last packet, milliseconds mod 2^32
   ModuleId l4;
-  uint8_t flags;  // Connection::k*
-  uint16_t reserved0;
-  uint32_t packets[2];  // per Dir
+  uint8_t flags;         // Connection::k*
+  uint16_t ckpt_seen_s;  // low bits of the second whose last_seen the store last got
+  uint32_t packets[2];   // per Dir
   alignas(8) std::byte l4_slice[kL4SliceSize];
   // --- line 1: identity ---
   FlowKey key;

@@ -160,8 +160,8 @@ Verdict Pipeline::decide_l2(const ParsedPacket& p) {
   return {0, settings_.l2.non_ip ? Reason::non_ip : Reason::non_ip_denied};
 }
 
-Pipeline::FragKey Pipeline::fragment_key(const ParsedPacket& p) {
-  FragKey key;
+FragmentKey Pipeline::fragment_key(const ParsedPacket& p) {
+  FragmentKey key{};
   key.src = p.src;
   key.dst = p.dst;
   key.id = p.frag_id;
@@ -172,10 +172,10 @@ Pipeline::FragKey Pipeline::fragment_key(const ParsedPacket& p) {
 }
 
 Verdict Pipeline::decide_later_fragment(const ParsedPacket& p) {
-  const FragKey key = fragment_key(p);
+  const FragmentKey key = fragment_key(p);
   const int32_t pos = fragments_->lookup(key);
   if (pos < 0) return {0, Reason::frag_without_first};
-  const FragEntry& e = fragments_->at(static_cast<uint32_t>(pos));
+  const FragmentRecord& e = fragments_->at(static_cast<uint32_t>(pos));
   if (idle_longer_than(now_ms_, e.created_ms, settings_.fragment_timeout_ms)) {
     return {0, Reason::frag_without_first};
   }
@@ -183,16 +183,33 @@ Verdict Pipeline::decide_later_fragment(const ParsedPacket& p) {
 }
 
 bool Pipeline::record_first_fragment(const ParsedPacket& p, const Verdict& v) {
-  const FragKey key = fragment_key(p);
+  const FragmentKey key = fragment_key(p);
   int32_t pos = fragments_->lookup(key);
-  if (pos < 0) pos = fragments_->insert(key);
-  if (pos < 0) return false;
-  FragEntry& e = fragments_->at(static_cast<uint32_t>(pos));
+  if (pos < 0) {
+    pos = fragments_->insert(key);
+    if (pos < 0) return false;
+    // Without a slot in the store the record would not survive a crash:
+    // refuse it like a full table, unless the store may be outrun.
+    if (ckpt_ != nullptr && !ckpt_->covers_fragment(static_cast<uint32_t>(pos)) &&
+        !ckpt_fail_open_) {
+      fragments_->erase(static_cast<uint32_t>(pos));
+      return false;
+    }
+  }
+  FragmentRecord& e = fragments_->at(static_cast<uint32_t>(pos));
   e.used = true;
   e.conn_id = v.conn_id;
   e.created_ms = now_ms_;
   e.reason = v.reason;
+  put_fragment(static_cast<uint32_t>(pos));
   return true;
+}
+
+void Pipeline::put_fragment(uint32_t index) {
+  if (ckpt_ == nullptr || !ckpt_->covers_fragment(index)) return;
+  const FragmentRecord& e = fragments_->at(index);
+  ckpt_->put(ckpt::kFragmentModule, index, e.conn_id != 0 ? e.conn_id : ckpt::kNoConnection, &e,
+             sizeof e);
 }
 
 Verdict Pipeline::decide_icmp_error(const ParsedPacket& p) {
@@ -259,6 +276,16 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
     case Outcome::Action::pass:
       c.last_seen_ms = now_ms_;
       ++c.packets[static_cast<size_t>(dir)];
+      if (checkpointed(index)) {
+        if (outcome.changed) put_l4(c, index);
+        // last_seen reaches the store once a second, not on every packet:
+        // recovery then expires a connection at most a second early.
+        const auto second = static_cast<uint16_t>(now_s_);
+        if (c.ckpt_seen_s != second) {
+          c.ckpt_seen_s = second;
+          ckpt_->put_base(index, c);
+        }
+      }
       return {c.id, Reason::established};
     case Outcome::Action::drop:
       return {c.id, outcome.reason};
@@ -283,8 +310,13 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
   int32_t pos = flows_->insert(key, hash);
   if (pos < 0 && reclaim(64, pending, pending_count)) pos = flows_->insert(key, hash);
   if (pos < 0) return {0, Reason::conn_table_full};
+  if (!store_admits(static_cast<uint32_t>(pos))) {
+    // Just inserted, so no other packet of the burst holds this position.
+    flows_->erase(static_cast<uint32_t>(pos));
+    return {0, Reason::ckpt_store_full};
+  }
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
-  init_connection(c, p, src_is_lo);
+  init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo);
   return {c.id, Reason::new_connection};
 }
 
@@ -296,12 +328,27 @@ Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_
   if (can != Reason::new_connection) return {0, can};
   const Reason admitted = admit(policy_->classify(p));
   if (admitted != Reason::new_connection) return {0, admitted};
+  if (!store_admits(index)) return {0, Reason::ckpt_store_full};
   if (expired(c)) ++counters_.expired[slot(c.l4)];
-  init_connection(c, p, src_is_lo);
+  init_connection(c, index, p, src_is_lo);
   return {c.id, Reason::new_connection};
 }
 
-void Pipeline::init_connection(Connection& c, const ParsedPacket& p, bool src_is_lo) {
+bool Pipeline::store_admits(uint32_t index) {
+  if (ckpt_ == nullptr || ckpt_->covers(index)) return true;
+  if (!ckpt_fail_open_) return false;
+  ++counters_.unprotected;
+  return true;
+}
+
+void Pipeline::put_l4(const Connection& c, uint32_t index) {
+  visit_l4(c.l4, [&]<typename M>(M) {
+    ckpt_->put_slice(M::kId, index, c.id, c.slice<typename M::Slice>());
+  });
+}
+
+void Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket& p,
+                               bool src_is_lo) {
   const FlowKey key = c.key;
   std::memset(static_cast<void*>(&c), 0, sizeof c);
   c.key = key;
@@ -315,6 +362,13 @@ void Pipeline::init_connection(Connection& c, const ParsedPacket& p, bool src_is
   visit_l4(c.l4,
            [&]<typename M>(M) { M::open(c.slice<typename M::Slice>(), p, settings_.tracker); });
   ++counters_.opened[slot(c.l4)];
+  if (checkpointed(index)) {
+    // Base layer first, so a crash between the two leaves a base without a
+    // module slice (discarded on recovery), never a slice without a base.
+    c.ckpt_seen_s = static_cast<uint16_t>(now_s_);
+    ckpt_->put_base(index, c);
+    put_l4(c, index);
+  }
 }
 
 bool Pipeline::reclaim(uint32_t budget, const int32_t* pending, uint16_t pending_count) {
@@ -331,8 +385,79 @@ bool Pipeline::reclaim(uint32_t budget, const int32_t* pending, uint16_t pending
 }
 
 void Pipeline::expire(uint32_t index) {
-  ++counters_.expired[slot(flows_->at(index).l4)];
+  const Connection& c = flows_->at(index);
+  ++counters_.expired[slot(c.l4)];
+  if (checkpointed(index)) {
+    ckpt_->erase(static_cast<uint8_t>(c.l4), index);
+    ckpt_->erase(ckpt::kBaseModule, index);
+  }
   flows_->erase(index);
+}
+
+int32_t Pipeline::restore(const FlowKey& key, uint64_t id, ModuleId l4, uint8_t flags,
+                          uint64_t master, uint32_t created_s, uint32_t last_seen_ms,
+                          bool* duplicate) {
+  *duplicate = flows_->lookup(key) >= 0;
+  if (*duplicate) return -1;
+  const int32_t pos = flows_->insert(key);
+  if (pos < 0) return -1;
+  Connection& c = flows_->at(static_cast<uint32_t>(pos));
+  c.id = id;
+  c.l4 = l4;
+  c.flags = flags;
+  c.master_id = master;
+  c.created_s = created_s;
+  c.last_seen_ms = last_seen_ms;
+  return pos;
+}
+
+void Pipeline::restore_slice(uint32_t position, const void* slice, size_t length) {
+  Connection& c = flows_->at(position);
+  std::memcpy(c.l4_slice, slice, std::min(length, sizeof c.l4_slice));
+}
+
+void Pipeline::count_restored(uint32_t position) {
+  ++counters_.restored[slot(flows_->at(position).l4)];
+}
+
+void Pipeline::drop_restored(uint32_t position) {
+  flows_->erase(position);
+}
+
+bool Pipeline::admits(uint32_t position) const {
+  // The connection's first packet as the opener sent it, from the port it
+  // arrived on: what policy judged then is judged again.
+  const Connection& c = flows_->at(position);
+  const bool origin_lo = c.flags & Connection::kOriginIsLo;
+  ParsedPacket p;
+  p.kind = FrameKind::ip;
+  p.ip_version = c.key.lo.is_v4() ? 4 : 6;
+  p.proto = c.key.proto;
+  p.zone = c.key.zone;
+  p.side = c.origin_side();
+  p.src = origin_lo ? c.key.lo : c.key.hi;
+  p.dst = origin_lo ? c.key.hi : c.key.lo;
+  p.sport = origin_lo ? c.key.lo_port : c.key.hi_port;
+  p.dport = origin_lo ? c.key.hi_port : c.key.lo_port;
+  return policy_->classify(p).action == Action::allow;
+}
+
+bool Pipeline::restore_fragment(const FragmentRecord& record) {
+  if (fragments_->lookup(record.key) >= 0) return false;
+  const int32_t pos = fragments_->insert(record.key);
+  if (pos < 0) return false;
+  fragments_->at(static_cast<uint32_t>(pos)) = record;
+  return true;
+}
+
+void Pipeline::checkpoint_all() {
+  if (ckpt_ == nullptr) return;
+  flows_->for_each([&](uint32_t index, const Connection& c) {
+    if (!checkpointed(index)) return;
+    ckpt_->put_base(index, c);
+    put_l4(c, index);
+  });
+  fragments_->for_each([&](uint32_t index, const FragmentRecord&) { put_fragment(index); });
 }
 
 void Pipeline::clean(uint64_t now_ns, uint32_t budget) {
@@ -341,9 +466,12 @@ void Pipeline::clean(uint64_t now_ns, uint32_t budget) {
   flows_->sweep(budget, [&](uint32_t index, Connection& c) {
     if (expired(c)) expire(index);
   });
-  fragments_->sweep(budget, [&](uint32_t index, FragEntry& e) {
+  fragments_->sweep(budget, [&](uint32_t index, FragmentRecord& e) {
     if (idle_longer_than(now_ms_, e.created_ms, settings_.fragment_timeout_ms)) {
       ++counters_.fragments_expired;
+      if (ckpt_ != nullptr && ckpt_->covers_fragment(index)) {
+        ckpt_->erase(ckpt::kFragmentModule, index);
+      }
       fragments_->erase(index);
     }
   });

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/writer.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/packet.h"
 #include "dataplane/policy.h"
@@ -72,13 +73,43 @@ struct PipelineCounters {
   std::array<uint64_t, kModuleSlots> expired{};  // removed idle, per module
   uint64_t reopened = 0;                         // TCP port reuse on a finished connection
   uint64_t fragments_expired = 0;
+  std::array<uint64_t, kModuleSlots> restored{};  // rebuilt from the checkpoint store
+  uint64_t unprotected = 0;  // opened without a checkpoint slot (store full, store_full allow)
 
   uint64_t packets() const;
   uint64_t passed() const;
 };
 
+// A fragmented datagram's identity (RFC 791: addresses, ID and protocol;
+// RFC 8200: addresses and ID), and the port pair and port it arrives on.
+struct FragmentKey {
+  IpAddr src;
+  IpAddr dst;
+  uint32_t id;
+  uint8_t proto;  // IPv4 only
+  uint8_t zone;
+  uint8_t side;
+  uint8_t reserved;
+};
+static_assert(sizeof(FragmentKey) == 40);
+
+// What the first fragment of a datagram was told, for its later fragments.
+// Checkpointed as is (the fragment region of the store).
+struct FragmentRecord {
+  FragmentKey key;
+  uint64_t conn_id;  // 0: the first fragment belonged to no connection
+  uint32_t created_ms;
+  Reason reason;  // the first fragment's verdict
+  bool used;
+  uint16_t reserved;
+  bool in_use() const { return used; }
+};
+static_assert(sizeof(FragmentRecord) == 56, "fragment slot: 16-byte header + 56 = 72 bytes");
+static_assert(std::is_trivially_copyable_v<FragmentRecord>);
+
 class Pipeline {
  public:
+  using FragmentTable = HashedTable<FragmentKey, FragmentRecord>;
   static constexpr uint16_t kMaxBurst = 64;
 
   // policy must outlive the pipeline (or be replaced with set_policy).
@@ -104,39 +135,47 @@ class Pipeline {
   // A new rule set for connections opened from now on.
   void set_policy(const Policy* policy);
 
+  // Checkpoints every state change into w (nullptr: no checkpointing). A
+  // new connection whose position has no slot in w is refused
+  // (ckpt_store_full), or with fail_open forwarded unprotected and counted.
+  void set_checkpoint(ckpt::WorkerCheckpoint* w, bool fail_open) {
+    ckpt_ = w;
+    ckpt_fail_open_ = fail_open;
+  }
+
+  // Recovery (control path, before forwarding): adds a connection read from
+  // the store with a zeroed layer-4 slice. Returns its position, or -1 when
+  // the key is already present (*duplicate) or the table is full.
+  int32_t restore(const FlowKey& key, uint64_t id, ModuleId l4, uint8_t flags, uint64_t master,
+                  uint32_t created_s, uint32_t last_seen_ms, bool* duplicate);
+  // Fills in the layer-4 slice of a restored connection.
+  void restore_slice(uint32_t position, const void* slice, size_t length);
+  // Removes a restored connection that cannot be completed.
+  void drop_restored(uint32_t position);
+  // Counts a restored connection that recovery keeps.
+  void count_restored(uint32_t position);
+  // Whether the current rules would still admit the connection's first
+  // packet; counts nothing.
+  bool admits(uint32_t position) const;
+  // Recovery: adds a fragment record read from the store; false when its
+  // datagram is already known or the table is full.
+  bool restore_fragment(const FragmentRecord& record);
+  // Writes every connection and fragment record into the checkpoint set
+  // (after recovery).
+  void checkpoint_all();
+
   const PipelineCounters& counters() const { return counters_; }
   // Connections opened per rule: [0] default action, [i + 1] rule i.
   const std::vector<uint64_t>& rule_hits() const { return rule_hits_; }
   const FlowTable& flows() const { return *flows_; }
+  const FragmentTable& fragments() const { return *fragments_; }
   const Policy* policy() const { return policy_; }
   const PipelineSettings& settings() const { return settings_; }
 
  private:
-  struct FragKey {
-    IpAddr src;
-    IpAddr dst;
-    uint32_t id = 0;
-    uint8_t proto = 0;  // IPv4 only: part of the datagram identity (RFC 791)
-    uint8_t zone = 0;
-    uint8_t side = 0;
-    uint8_t reserved = 0;
-  };
-  static_assert(sizeof(FragKey) == 40);
-  struct FragEntry {
-    FragKey key;
-    uint64_t conn_id;
-    uint32_t created_ms;
-    Reason reason;  // the first fragment's verdict
-    bool used;
-    uint16_t reserved;
-    bool in_use() const { return used; }
-  };
-  static_assert(sizeof(FragEntry) == 56);
-  using FragmentTable = HashedTable<FragKey, FragEntry>;
-
   Pipeline() = default;
 
-  static FragKey fragment_key(const ParsedPacket& p);
+  static FragmentKey fragment_key(const ParsedPacket& p);
   Verdict decide_l2(const ParsedPacket& p);
   Verdict decide_later_fragment(const ParsedPacket& p);
   Verdict decide_icmp_error(const ParsedPacket& p);
@@ -151,7 +190,12 @@ class Pipeline {
   // Counts a policy decision for a would-be connection; returns
   // Reason::new_connection when it is allowed, else the drop reason.
   Reason admit(const Policy::Match& match);
-  void init_connection(Connection& c, const ParsedPacket& p, bool src_is_lo);
+  void init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo);
+  bool checkpointed(uint32_t index) const { return ckpt_ != nullptr && ckpt_->covers(index); }
+  void put_l4(const Connection& c, uint32_t index);
+  void put_fragment(uint32_t index);
+  // May a new connection be opened at index, as far as the store goes?
+  bool store_admits(uint32_t index);
   // Remembers a first fragment's verdict for the later ones; false when full.
   bool record_first_fragment(const ParsedPacket& p, const Verdict& v);
   bool expired(const Connection& c) const;
@@ -163,6 +207,8 @@ class Pipeline {
   PipelineSettings settings_;
   const Policy* policy_ = nullptr;
   ConnIdSource* ids_ = nullptr;
+  ckpt::WorkerCheckpoint* ckpt_ = nullptr;
+  bool ckpt_fail_open_ = false;
   std::unique_ptr<FlowTable> flows_;
   std::unique_ptr<FragmentTable> fragments_;
   PipelineCounters counters_;

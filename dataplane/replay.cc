@@ -37,6 +37,27 @@ void Replay::finish(uint64_t ts_ns) {
   for (auto& p : pipelines_) p->clean(ts_ns, p->flows().capacity());
 }
 
+std::vector<Pipeline*> Replay::pipelines() const {
+  std::vector<Pipeline*> out;
+  for (const auto& p : pipelines_) out.push_back(p.get());
+  return out;
+}
+
+bool Replay::enable_checkpoint(ckpt::Client& client, bool store_full_allow, std::string* error) {
+  writers_.assign(pipelines_.size(), ckpt::WorkerCheckpoint{});
+  if (!ckpt::attach_writers(client.store(), client.write(), &writers_, error)) return false;
+  for (size_t w = 0; w < pipelines_.size(); ++w) {
+    pipelines_[w]->set_checkpoint(&writers_[w], store_full_allow);
+  }
+  ids_.epoch = client.epoch();
+  return true;
+}
+
+ckpt::RecoveryReport Replay::recover(const ckpt::Client& client) {
+  return ckpt::recover_connections(client.store(), client.store_bytes(), *client.recover(),
+                                   pipelines(), client.epoch());
+}
+
 nlohmann::json Replay::stats() const {
   std::vector<const Pipeline*> ps;
   for (const auto& p : pipelines_) ps.push_back(p.get());

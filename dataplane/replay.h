@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/client.h"
+#include "checkpoint/recovery.h"
+#include "checkpoint/writer.h"
 #include "control/config.h"
 #include "dataplane/pipeline.h"
 #include "dataplane/policy.h"
@@ -35,13 +38,21 @@ class Replay {
   nlohmann::json stats() const;
   unsigned workers() const { return static_cast<unsigned>(pipelines_.size()); }
 
+  // Checkpoints every pipeline into the set `client` writes, with
+  // connection IDs of the client's epoch.
+  bool enable_checkpoint(ckpt::Client& client, bool store_full_allow, std::string* error);
+  // Rebuilds the connections of the set `client` recovers from.
+  ckpt::RecoveryReport recover(const ckpt::Client& client);
+
  private:
   Replay() = default;
+  std::vector<Pipeline*> pipelines() const;
 
   Config config_;
   std::unique_ptr<Policy> policy_;
   ConnIdSource ids_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::vector<ckpt::WorkerCheckpoint> writers_;  // one per pipeline, never resized once set
 };
 
 }  // namespace holdfast

@@ -2,6 +2,10 @@
 // Usage: see kUsage below and docs/replay.md.
 #include <getopt.h>
 #include <pcap/pcap.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstring>
@@ -23,7 +27,16 @@ constexpr const char* kUsage =
     "  --out-outside F.pcap   frames that leave by the outside port (passed from inside)\n"
     "  --workers N            pipelines, frames spread by the symmetric hash (default 1)\n"
     "  --summary-json F       statistics as JSON\n"
-    "  --quiet                do not print the summary\n";
+    "  --quiet                do not print the summary\n"
+    "checkpointing (docs/checkpoint.md):\n"
+    "  --ckpt SOCKET          checkpoint into holdfast-ckptd at SOCKET (or config "
+    "checkpoint.socket)\n"
+    "  --ckpt-app ID          application id in the store (default: config, then holdfast)\n"
+    "  --ckpt-token-file F    token for holdfast-ckptd\n"
+    "  --recover              first rebuild the connections the store holds\n"
+    "  --crash-at N           SIGKILL this process while handling frame N (after its state\n"
+    "                         changes, before its verdict), to test recovery\n"
+    "  --start-at N           skip frames before N, as a restarted dataplane would\n";
 
 struct Options {
   std::string config;
@@ -34,7 +47,26 @@ struct Options {
   std::string summary_json;
   unsigned workers = 1;
   bool quiet = false;
+  std::string ckpt_socket;
+  std::string ckpt_app;
+  std::string ckpt_token_file;
+  bool recover = false;
+  uint64_t crash_at = 0;  // 0: never
+  uint64_t start_at = 1;
 };
+
+bool parse_count(const char* text, const char* option, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || n == 0 || text[0] == '-') {
+    std::fprintf(stderr, "holdfast-replay: %s wants a frame number from 1, got \"%s\"\n", option,
+                 text);
+    return false;
+  }
+  *out = n;
+  return true;
+}
 
 bool parse_args(int argc, char** argv, Options* o) {
   enum {
@@ -46,6 +78,12 @@ bool parse_args(int argc, char** argv, Options* o) {
     kWorkers,
     kSummary,
     kQuiet,
+    kCkpt,
+    kCkptApp,
+    kCkptToken,
+    kRecover,
+    kCrashAt,
+    kStartAt,
     kHelp
   };
   static const option longopts[] = {
@@ -57,6 +95,12 @@ bool parse_args(int argc, char** argv, Options* o) {
       {"workers", required_argument, nullptr, kWorkers},
       {"summary-json", required_argument, nullptr, kSummary},
       {"quiet", no_argument, nullptr, kQuiet},
+      {"ckpt", required_argument, nullptr, kCkpt},
+      {"ckpt-app", required_argument, nullptr, kCkptApp},
+      {"ckpt-token-file", required_argument, nullptr, kCkptToken},
+      {"recover", no_argument, nullptr, kRecover},
+      {"crash-at", required_argument, nullptr, kCrashAt},
+      {"start-at", required_argument, nullptr, kStartAt},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0},
   };
@@ -93,6 +137,24 @@ bool parse_args(int argc, char** argv, Options* o) {
         break;
       case kQuiet:
         o->quiet = true;
+        break;
+      case kCkpt:
+        o->ckpt_socket = optarg;
+        break;
+      case kCkptApp:
+        o->ckpt_app = optarg;
+        break;
+      case kCkptToken:
+        o->ckpt_token_file = optarg;
+        break;
+      case kRecover:
+        o->recover = true;
+        break;
+      case kCrashAt:
+        if (!parse_count(optarg, "--crash-at", &o->crash_at)) return false;
+        break;
+      case kStartAt:
+        if (!parse_count(optarg, "--start-at", &o->start_at)) return false;
         break;
       case kHelp:
         std::fputs(kUsage, stdout);
@@ -174,6 +236,57 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Checkpointing: command line over config.
+  holdfast::ckpt::ClientOptions ckpt;
+  ckpt.socket = o.ckpt_socket.empty() ? config.checkpoint.socket : o.ckpt_socket;
+  ckpt.app = o.ckpt_app.empty() ? config.checkpoint.app : o.ckpt_app;
+  ckpt.token_file = o.ckpt_token_file.empty() ? config.checkpoint.token_file : o.ckpt_token_file;
+  std::unique_ptr<holdfast::ckpt::Client> client;
+  nlohmann::json recovery;
+  if (ckpt.socket.empty()) {
+    if (o.recover || o.crash_at != 0) {
+      std::fprintf(stderr,
+                   "holdfast-replay: --recover and --crash-at need a checkpoint server (--ckpt "
+                   "SOCKET or checkpoint.socket in the config)\n");
+      return 2;
+    }
+  } else {
+    if (!holdfast::ckpt::app_id_valid(ckpt.app)) {
+      std::fprintf(stderr, "holdfast-replay: invalid checkpoint application id \"%s\"\n",
+                   ckpt.app.c_str());
+      return 2;
+    }
+    holdfast::ckpt::Layout layout;
+    layout.workers = o.workers;
+    layout.slots = config.pipeline.connections;
+    layout.modules = holdfast::ckpt::module_shapes(config.pipeline.fragments);
+    client = holdfast::ckpt::Client::connect(ckpt, layout, &error);
+    if (!client ||
+        !replay->enable_checkpoint(*client, config.checkpoint.store_full_allow, &error)) {
+      std::fprintf(stderr, "holdfast-replay: %s\n", error.c_str());
+      return 1;
+    }
+    if (o.recover) {
+      if (client->recover()) {
+        const holdfast::ckpt::RecoveryReport report = replay->recover(*client);
+        recovery = report.to_json();
+        std::fputs(report.text().c_str(), stderr);
+        if (!client->send_report(recovery, &error)) {
+          std::fprintf(stderr, "holdfast-replay: %s\n", error.c_str());
+        }
+      } else {
+        std::fprintf(stderr, "holdfast-replay: the store holds nothing to recover for %s\n",
+                     ckpt.app.c_str());
+      }
+    }
+    // Committed before the first verdict: from here on the store is what a
+    // restart recovers from.
+    if (!client->commit(&error)) {
+      std::fprintf(stderr, "holdfast-replay: %s\n", error.c_str());
+      return 1;
+    }
+  }
+
   std::FILE* verdicts = nullptr;
   if (!o.verdicts.empty()) {
     verdicts = std::fopen(o.verdicts.c_str(), "w");
@@ -182,6 +295,8 @@ int main(int argc, char** argv) {
                    std::strerror(errno));
       return 1;
     }
+    // A crash must leave every verdict given so far on disk.
+    if (o.crash_at != 0) std::setvbuf(verdicts, nullptr, _IOLBF, 0);
   }
   PcapPtr dead(
       pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144, PCAP_TSTAMP_PRECISION_NANO));
@@ -197,9 +312,12 @@ int main(int argc, char** argv) {
     ++index;
     const uint64_t ts = uint64_t(hdr->ts.tv_sec) * 1'000'000'000 + uint64_t(hdr->ts.tv_usec);
     last_ts = ts;
+    if (index < o.start_at) continue;
     // A frame cut short by the capture's snapshot length is judged on the
     // bytes present, like a truncated frame on the wire.
     const holdfast::Replay::Result r = replay->feed(data, hdr->caplen, ts);
+    // The state change is made and checkpointed; the verdict is not out yet.
+    if (index == o.crash_at) kill(getpid(), SIGKILL);
     if (verdicts != nullptr) {
       std::fprintf(verdicts,
                    "{\"index\":%llu,\"verdict\":\"%s\",\"reason\":\"%.*s\",\"conn\":%llu}\n",
@@ -225,6 +343,7 @@ int main(int argc, char** argv) {
   replay->finish(last_ts);
   nlohmann::json stats = replay->stats();
   stats["capture"] = o.pcap;
+  if (!recovery.is_null()) stats["recovery"] = recovery;
   if (!o.summary_json.empty()) {
     std::ofstream f(o.summary_json);
     f << stats.dump(2) << "\n";

@@ -76,7 +76,8 @@ namespace holdfast {
   X(tcp_bad_synack, false)       /* SYN/ACK that does not acknowledge the SYN */     \
   X(icmp_no_request, false)      /* echo reply with no tracked request */            \
   X(icmp_error_unrelated, false) /* ICMP error about no tracked connection */        \
-  X(conn_table_full, false)
+  X(conn_table_full, false)                                                          \
+  X(ckpt_store_full, false) /* no checkpoint slot, and checkpoint.store_full is refuse */
 
 enum class Reason : uint8_t {
 #define HOLDFAST_REASON_ENUM(name, passes) name,

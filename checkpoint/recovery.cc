@@ -1,0 +1,363 @@
+#include "checkpoint/recovery.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "checkpoint/writer.h"
+#include "dataplane/steering.h"
+#include "modules/l4_dispatch.h"
+
+namespace holdfast::ckpt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// A slot read under its sequence counter: stable only if the counter was
+// even and unchanged across the copy (a live writer is possible for a
+// standby reader; after a crash the counter simply stays odd if torn).
+struct SlotRead {
+  SlotHeader header;
+  uint8_t payload[kMaxSlicePayload];
+  bool stable;
+};
+
+bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
+  const SlotHeader* h = r.slot(i);
+  const uint32_t before = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+  // Most slots of a set are empty: stable and without a connection.
+  if (before % 2 == 0 && __atomic_load_n(&h->conn_id, __ATOMIC_RELAXED) == 0) return false;
+  std::memcpy(&out->header, h, sizeof(SlotHeader));
+  const size_t room = r.slot_size - sizeof(SlotHeader);
+  const size_t n = room < sizeof out->payload ? room : sizeof out->payload;
+  std::memcpy(out->payload, reinterpret_cast<const uint8_t*>(h) + sizeof(SlotHeader), n);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const uint32_t after = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
+  out->stable = before == after && before % 2 == 0;
+  return out->header.conn_id != 0 || !out->stable;
+}
+
+bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
+  const uint64_t epoch = conn_id >> kConnCounterBits;
+  if (epoch == 0 || epoch >= epoch_now) return false;  // IDs come from earlier epochs only
+  const auto l4 = static_cast<ModuleId>(b.l4);
+  if (l4 != l4_module_for(b.proto)) return false;
+  if (b.flags & ~(Connection::kOriginIsLo | Connection::kOriginInside)) return false;
+  const FlowKey k = key_of(b);
+  if (k.lo.is_v4() != k.hi.is_v4()) return false;
+  // Canonical order, as make_flow_key builds it.
+  bool lo_first = false;
+  const FlowKey again = make_flow_key(k.lo, k.lo_port, k.hi, k.hi_port, k.proto, k.zone, &lo_first);
+  return lo_first && again == k;
+}
+
+// Validates and copies a module slice into the restored connection.
+bool attach(Pipeline& p, uint32_t position, ModuleId module, const SlotRead& s,
+            std::map<std::string, uint64_t>* discarded) {
+  return visit_l4(module, [&]<typename M>(M) {
+    using Slice = typename M::Slice;
+    if (s.header.schema != M::kSchemaVersion) {
+      ++(*discarded)["unknown_schema"];
+      return false;
+    }
+    if (s.header.length != sizeof(Slice)) {
+      ++(*discarded)["bad_length"];
+      return false;
+    }
+    Slice slice;
+    std::memcpy(&slice, s.payload, sizeof slice);
+    if (!M::valid(slice)) {
+      ++(*discarded)["invalid_slice"];
+      return false;
+    }
+    p.restore_slice(position, &slice, sizeof slice);
+    return true;
+  });
+}
+
+constexpr uint64_t kNone = ~uint64_t{0};
+
+}  // namespace
+
+std::vector<SlotShape> module_shapes(uint32_t fragments) {
+  return {
+      {kBaseModule, kBaseSchema, slot_size_for(sizeof(BaseSlice))},
+      {static_cast<uint8_t>(ModuleId::tcp), TcpModule::kSchemaVersion,
+       slot_size_for(sizeof(TcpSlice))},
+      {static_cast<uint8_t>(ModuleId::udp), UdpModule::kSchemaVersion,
+       slot_size_for(sizeof(UdpModule::Slice))},
+      {static_cast<uint8_t>(ModuleId::icmp), IcmpModule::kSchemaVersion,
+       slot_size_for(sizeof(IcmpSlice))},
+      {static_cast<uint8_t>(ModuleId::other), OtherModule::kSchemaVersion,
+       slot_size_for(sizeof(OtherModule::Slice))},
+      {kFragmentModule, kFragmentSchema, slot_size_for(sizeof(FragmentRecord)), fragments},
+  };
+}
+
+bool attach_writers(uint8_t* store, const RegionSet& set, std::vector<WorkerCheckpoint>* writers,
+                    std::string* error) {
+  const size_t modules = module_shapes(0).size();
+  std::vector<size_t> found(writers->size(), 0);
+  for (const RegionEntry& r : set.regions) {
+    if (r.worker >= writers->size() || r.module >= kModuleSlots) {
+      *error = "region set does not match this dataplane's workers or modules";
+      return false;
+    }
+    MappedRegion m;
+    m.slots = store + r.offset;
+    m.slot_size = r.slot_size;
+    m.slot_count = r.slot_count;
+    m.schema = r.schema;
+    (*writers)[r.worker].set_region(static_cast<uint8_t>(r.module), m);
+    ++found[r.worker];
+  }
+  for (size_t w = 0; w < writers->size(); ++w) {
+    if (found[w] != modules) {
+      *error = "region set lacks regions for worker " + std::to_string(w);
+      return false;
+    }
+  }
+  return true;
+}
+
+uint64_t RecoveryReport::restored_total() const {
+  uint64_t n = 0;
+  for (const auto& [proto, count] : restored) n += count;
+  return n;
+}
+
+nlohmann::json RecoveryReport::to_json() const {
+  return {{"from_set", from_set},
+          {"from_epoch", from_epoch},
+          {"epoch", epoch},
+          {"workers_before", workers_before},
+          {"workers_now", workers_now},
+          {"restored", restored},
+          {"restored_total", restored_total()},
+          {"fragment_records", fragments},
+          {"discarded", discarded},
+          {"phase_ms", phase_ms},
+          {"total_ms", total_ms}};
+}
+
+std::string RecoveryReport::text() const {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "Recovery from set %u (epoch %u, %u worker%s) into epoch %u (%u worker%s): "
+                "%llu connections restored in %.1f ms\n",
+                from_set, from_epoch, workers_before, workers_before == 1 ? "" : "s", epoch,
+                workers_now, workers_now == 1 ? "" : "s",
+                static_cast<unsigned long long>(restored_total()), total_ms);
+  out += line;
+  out += "  restored:";
+  for (const auto& [proto, n] : restored) {
+    std::snprintf(line, sizeof line, " %s %llu", proto.c_str(), static_cast<unsigned long long>(n));
+    out += line;
+  }
+  std::snprintf(line, sizeof line, ", fragment records %llu",
+                static_cast<unsigned long long>(fragments));
+  out += line;
+  out += "\n  discarded:";
+  if (discarded.empty()) out += " none";
+  for (const auto& [why, n] : discarded) {
+    std::snprintf(line, sizeof line, " %s %llu", why.c_str(), static_cast<unsigned long long>(n));
+    out += line;
+  }
+  out += "\n  phases:";
+  for (const char* phase : {"base", "modules", "check", "fragments", "write"}) {
+    auto it = phase_ms.find(phase);
+    if (it == phase_ms.end()) continue;
+    std::snprintf(line, sizeof line, " %s %.1f ms", phase, it->second);
+    out += line;
+  }
+  out += "\n";
+  return out;
+}
+
+RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
+                                   const RegionSet& from, const std::vector<Pipeline*>& pipelines,
+                                   uint32_t epoch_now) {
+  const auto start = Clock::now();
+  RecoveryReport report;
+  report.from_set = from.set;
+  report.from_epoch = from.epoch;
+  report.epoch = epoch_now;
+  report.workers_now = static_cast<uint32_t>(pipelines.size());
+  for (ModuleId m : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
+    report.restored[module_name(m)] = 0;
+  }
+
+  // The old set's regions by worker and module.
+  uint32_t old_workers = 0;
+  for (const RegionEntry& r : from.regions) {
+    if (r.worker + 1u > old_workers) old_workers = r.worker + 1u;
+  }
+  report.workers_before = old_workers;
+  std::vector<std::array<MappedRegion, kModuleSlots>> old(old_workers);
+  for (const RegionEntry& r : from.regions) {
+    if (r.module >= kModuleSlots || r.offset + r.bytes() > store_bytes) {
+      ++report.discarded["bad_region"];
+      continue;
+    }
+    MappedRegion& m = old[r.worker][r.module];
+    m.slots = const_cast<uint8_t*>(store) + r.offset;
+    m.slot_size = r.slot_size;
+    m.slot_count = r.slot_count;
+    m.schema = r.schema;
+  }
+
+  // Phase 1: base layers, placed by the owner of their address pair now.
+  auto phase = Clock::now();
+  const auto workers = static_cast<uint32_t>(pipelines.size());
+  std::vector<std::vector<uint64_t>> placed(old_workers);  // old slot -> new worker << 32 | pos
+  SlotRead s;
+  for (uint32_t w = 0; w < old_workers; ++w) {
+    const MappedRegion& base = old[w][kBaseModule];
+    if (base.slots == nullptr) continue;
+    placed[w].assign(base.slot_count, kNone);
+    for (uint32_t i = 0; i < base.slot_count; ++i) {
+      if (!read_slot(base, i, &s)) continue;  // empty
+      if (!s.stable) {
+        ++report.discarded["torn"];
+        continue;
+      }
+      if (s.header.module != kBaseModule || s.header.schema != kBaseSchema) {
+        ++report.discarded["unknown_schema"];
+        continue;
+      }
+      if (s.header.length != sizeof(BaseSlice)) {
+        ++report.discarded["bad_length"];
+        continue;
+      }
+      BaseSlice b;
+      std::memcpy(&b, s.payload, sizeof b);
+      if (!base_valid(b, s.header.conn_id, epoch_now)) {
+        ++report.discarded["invalid_base"];
+        continue;
+      }
+      const FlowKey key = key_of(b);
+      const uint32_t owner = worker_for_hash(address_pair_hash(key.lo, key.hi), workers);
+      bool duplicate = false;
+      const int32_t pos =
+          pipelines[owner]->restore(key, s.header.conn_id, static_cast<ModuleId>(b.l4), b.flags,
+                                    b.master_id, b.created_s, b.last_seen_ms, &duplicate);
+      if (pos < 0) {
+        ++report.discarded[duplicate ? "duplicate" : "table_full"];
+        continue;
+      }
+      placed[w][i] = uint64_t{owner} << 32 | static_cast<uint32_t>(pos);
+    }
+  }
+  report.phase_ms["base"] = ms_since(phase);
+
+  // Phase 2: every module's slices, attached by connection ID.
+  phase = Clock::now();
+  std::vector<std::vector<bool>> complete(workers);
+  for (uint32_t w = 0; w < workers; ++w) {
+    complete[w].assign(pipelines[w]->flows().capacity(), false);
+  }
+  for (uint32_t w = 0; w < old_workers; ++w) {
+    for (ModuleId module : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
+      const MappedRegion& r = old[w][static_cast<size_t>(module)];
+      if (r.slots == nullptr) continue;
+      for (uint32_t i = 0; i < r.slot_count; ++i) {
+        if (!read_slot(r, i, &s)) continue;
+        if (!s.stable) {
+          ++report.discarded["torn"];
+          continue;
+        }
+        const uint64_t where = i < placed[w].size() ? placed[w][i] : kNone;
+        if (where == kNone) {
+          ++report.discarded["orphan_slice"];
+          continue;
+        }
+        const auto nw = static_cast<uint32_t>(where >> 32);
+        const auto pos = static_cast<uint32_t>(where);
+        const Connection& c = pipelines[nw]->flows().at(pos);
+        if (c.id != s.header.conn_id || c.l4 != module ||
+            s.header.module != static_cast<uint8_t>(module)) {
+          ++report.discarded["orphan_slice"];
+          continue;
+        }
+        if (attach(*pipelines[nw], pos, module, s, &report.discarded)) {
+          complete[nw][pos] = true;
+          ++report.restored[module_name(module)];
+        }
+      }
+    }
+  }
+  report.phase_ms["modules"] = ms_since(phase);
+
+  // Phase 3: bases whose slice never came, and the current rules.
+  phase = Clock::now();
+  for (uint32_t w = 0; w < old_workers; ++w) {
+    for (uint64_t where : placed[w]) {
+      if (where == kNone) continue;
+      const auto nw = static_cast<uint32_t>(where >> 32);
+      const auto pos = static_cast<uint32_t>(where);
+      if (!complete[nw][pos]) {
+        ++report.discarded["missing_slice"];
+        pipelines[nw]->drop_restored(pos);
+        continue;
+      }
+      if (!pipelines[nw]->admits(pos)) {
+        ++report.discarded["policy_denied"];
+        --report.restored[module_name(pipelines[nw]->flows().at(pos).l4)];
+        pipelines[nw]->drop_restored(pos);
+        continue;
+      }
+      pipelines[nw]->count_restored(pos);
+    }
+  }
+  report.phase_ms["check"] = ms_since(phase);
+
+  // Fragment records: what later fragments of a datagram in flight are told.
+  phase = Clock::now();
+  for (uint32_t w = 0; w < old_workers; ++w) {
+    const MappedRegion& r = old[w][kFragmentModule];
+    if (r.slots == nullptr) continue;
+    for (uint32_t i = 0; i < r.slot_count; ++i) {
+      if (!read_slot(r, i, &s)) continue;
+      if (!s.stable) {
+        ++report.discarded["torn"];
+        continue;
+      }
+      if (s.header.module != kFragmentModule || s.header.schema != kFragmentSchema ||
+          s.header.length != sizeof(FragmentRecord)) {
+        ++report.discarded["unknown_schema"];
+        continue;
+      }
+      FragmentRecord record;
+      std::memcpy(&record, s.payload, sizeof record);
+      const uint64_t epoch = record.conn_id >> kConnCounterBits;
+      if (!record.used || static_cast<size_t>(record.reason) >= kReasonCount ||
+          record.key.src.is_v4() != record.key.dst.is_v4() || record.key.side > 1 ||
+          (record.conn_id != 0 && (epoch == 0 || epoch >= epoch_now))) {
+        ++report.discarded["invalid_fragment"];
+        continue;
+      }
+      const uint32_t owner =
+          worker_for_hash(address_pair_hash(record.key.src, record.key.dst), workers);
+      if (pipelines[owner]->restore_fragment(record)) {
+        ++report.fragments;
+      } else {
+        ++report.discarded["fragment_not_restored"];
+      }
+    }
+  }
+  report.phase_ms["fragments"] = ms_since(phase);
+
+  // Phase 4: into the new set, before anything is forwarded.
+  phase = Clock::now();
+  for (Pipeline* p : pipelines) p->checkpoint_all();
+  report.phase_ms["write"] = ms_since(phase);
+  report.total_ms = ms_since(start);
+  return report;
+}
+
+}  // namespace holdfast::ckpt

@@ -1,0 +1,158 @@
+// The dataplane's side of the store: one worker's regions and the two
+// operations every module uses, put and erase (docs/checkpoint.md).
+//
+// Theory of operation: the store is mapped into the dataplane; slot i of a
+// worker's region for module m belongs to the connection at position i of
+// that worker's flow table. put() writes a slot under its sequence counter
+// (odd while the slot is being written, even when stable), so a crash tears
+// at most the one slot being written and recovery can tell it is torn. It is
+// a handful of plain stores into shared memory: no system call, no lock, no
+// allocation, and it is done before the packet that caused the change is
+// transmitted (output commit). A process crash cannot lose a store that
+// has executed: the memory belongs to the store file, not to the process.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "checkpoint/store_format.h"
+#include "dataplane/connection.h"
+
+namespace holdfast::ckpt {
+
+// The base layer as stored: the connection's identity and direction, when
+// it was created and last seen. The connection ID is in the slot header.
+struct BaseSlice {
+  uint8_t lo[16];
+  uint8_t hi[16];
+  uint16_t lo_port;
+  uint16_t hi_port;
+  uint8_t proto;
+  uint8_t zone;
+  uint8_t flags;  // Connection::k*
+  uint8_t l4;     // ModuleId of the layer-4 module holding the other slice
+  uint64_t master_id;
+  uint32_t created_s;
+  uint32_t last_seen_ms;
+};
+static_assert(sizeof(BaseSlice) == 56, "base slot: 16-byte header + 56 = 72 bytes");
+static_assert(std::is_trivially_copyable_v<BaseSlice>);
+inline constexpr uint16_t kBaseSchema = 1;
+
+inline BaseSlice base_of(const Connection& c) {
+  BaseSlice b;
+  std::memcpy(b.lo, c.key.lo.bytes.data(), 16);
+  std::memcpy(b.hi, c.key.hi.bytes.data(), 16);
+  b.lo_port = c.key.lo_port;
+  b.hi_port = c.key.hi_port;
+  b.proto = c.key.proto;
+  b.zone = c.key.zone;
+  b.flags = c.flags;
+  b.l4 = static_cast<uint8_t>(c.l4);
+  b.master_id = c.master_id;
+  b.created_s = c.created_s;
+  b.last_seen_ms = c.last_seen_ms;
+  return b;
+}
+
+inline FlowKey key_of(const BaseSlice& b) {
+  FlowKey k;
+  std::memcpy(k.lo.bytes.data(), b.lo, 16);
+  std::memcpy(k.hi.bytes.data(), b.hi, 16);
+  k.lo_port = b.lo_port;
+  k.hi_port = b.hi_port;
+  k.proto = b.proto;
+  k.zone = b.zone;
+  std::memset(k.pad, 0, sizeof k.pad);
+  return k;
+}
+
+// Module numbers in the store: kBaseModule, then the layer-4 ModuleIds, and
+// the pipeline's fragment records last.
+inline constexpr size_t kModuleSlots = 8;
+inline constexpr uint8_t kFragmentModule = 7;
+inline constexpr uint16_t kFragmentSchema = 1;
+// Slot header connection ID of a fragment record that belongs to no
+// connection (0 would mark the slot empty).
+inline constexpr uint64_t kNoConnection = ~uint64_t{0};
+// Largest slice any module stores (recovery's read buffer).
+inline constexpr size_t kMaxSlicePayload = 1024;
+
+// One region as mapped in this process.
+struct MappedRegion {
+  uint8_t* slots = nullptr;  // nullptr: no region for this module
+  uint32_t slot_size = 0;
+  uint32_t slot_count = 0;
+  uint16_t schema = 0;
+
+  SlotHeader* slot(uint32_t i) const {
+    return reinterpret_cast<SlotHeader*>(slots + uint64_t{i} * slot_size);
+  }
+};
+
+// One worker's regions of the set it writes.
+class WorkerCheckpoint {
+ public:
+  void set_region(uint8_t module, const MappedRegion& r) {
+    regions_[module] = r;
+    slots_ = 0xffffffffu;
+    for (size_t m = 0; m < kModuleSlots; ++m) {
+      if (m == kFragmentModule || regions_[m].slots == nullptr) continue;
+      if (regions_[m].slot_count < slots_) slots_ = regions_[m].slot_count;
+    }
+  }
+  const MappedRegion& region(uint8_t module) const { return regions_[module]; }
+
+  // Connections at positions from slots() on have no slot (a store too
+  // small for the flow table): the store is full for them.
+  uint32_t slots() const { return slots_; }
+  bool covers(uint32_t position) const { return position < slots_; }
+  bool covers_fragment(uint32_t position) const {
+    return position < regions_[kFragmentModule].slot_count;
+  }
+
+  void put(uint8_t module, uint32_t position, uint64_t conn_id, const void* slice,
+           uint16_t length) {
+    const MappedRegion& r = regions_[module];
+    SlotHeader* h = r.slot(position);
+    // Odd while writing. The release fence keeps the slice's stores after
+    // the odd counter (x86 stores are ordered; this stops the compiler).
+    const uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED) | 1u;
+    __atomic_store_n(&h->seq, seq, __ATOMIC_RELAXED);
+    std::atomic_thread_fence(std::memory_order_release);
+    h->length = length;
+    h->module = module;
+    h->schema = static_cast<uint8_t>(r.schema);
+    h->conn_id = conn_id;
+    std::memcpy(reinterpret_cast<uint8_t*>(h) + sizeof(SlotHeader), slice, length);
+    __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELEASE);
+  }
+
+  void put_base(uint32_t position, const Connection& c) {
+    const BaseSlice b = base_of(c);
+    put(kBaseModule, position, c.id, &b, sizeof b);
+  }
+
+  template <typename Slice>
+  void put_slice(ModuleId module, uint32_t position, uint64_t conn_id, const Slice& s) {
+    put(static_cast<uint8_t>(module), position, conn_id, &s, sizeof s);
+  }
+
+  void erase(uint8_t module, uint32_t position) {
+    const MappedRegion& r = regions_[module];
+    SlotHeader* h = r.slot(position);
+    const uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED) | 1u;
+    __atomic_store_n(&h->seq, seq, __ATOMIC_RELAXED);
+    std::atomic_thread_fence(std::memory_order_release);
+    h->conn_id = 0;
+    h->length = 0;
+    __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELEASE);
+  }
+
+ private:
+  MappedRegion regions_[kModuleSlots];
+  uint32_t slots_ = 0;
+};
+
+}  // namespace holdfast::ckpt
