@@ -8,14 +8,19 @@
 #include <rte_ring.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "checkpoint/client.h"
+#include "checkpoint/recovery.h"
+#include "checkpoint/writer.h"
 #include "control/config.h"
 #include "control/log.h"
 #include "dataplane/policy.h"
@@ -30,9 +35,14 @@ using holdfast::log;
 using holdfast::LogLevel;
 
 constexpr const char* kUsage =
-    "usage: holdfast [EAL options] -- --config FILE\n"
+    "usage: holdfast [EAL options] -- --config FILE [--ckpt SOCKET] [--ckpt-app ID]\n"
+    "                                [--ckpt-token-file F] [--recover]\n"
     "  EAL options select cores (-l), memory and devices (PCI addresses, --vdev);\n"
     "  one worker runs on every worker lcore (on the main lcore if there is none).\n"
+    "  --ckpt SOCKET       checkpoint into holdfast-ckptd (or config checkpoint.socket)\n"
+    "  --ckpt-app ID       application id in the store (default holdfast)\n"
+    "  --ckpt-token-file F token for holdfast-ckptd\n"
+    "  --recover           rebuild the connections the store holds before forwarding\n"
     "  SIGINT or SIGTERM stop it and print the final statistics as JSON on stdout.\n";
 
 std::atomic<bool> g_stop{false};
@@ -43,7 +53,20 @@ void on_signal(int) {
 
 struct AppOptions {
   std::string config;
+  std::string ckpt_socket;
+  std::string ckpt_app;
+  std::string ckpt_token_file;
+  bool recover = false;
 };
+
+// Wall clock at process start, for "time to first forwarded packet".
+uint64_t g_start_ns = 0;
+
+uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // Parses the application arguments (after "--").
 bool parse_app_args(int argc, char** argv, AppOptions* o) {
@@ -53,6 +76,14 @@ bool parse_app_args(int argc, char** argv, AppOptions* o) {
       o->config = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
       o->config = a.substr(9);
+    } else if (a == "--ckpt" && i + 1 < argc) {
+      o->ckpt_socket = argv[++i];
+    } else if (a == "--ckpt-app" && i + 1 < argc) {
+      o->ckpt_app = argv[++i];
+    } else if (a == "--ckpt-token-file" && i + 1 < argc) {
+      o->ckpt_token_file = argv[++i];
+    } else if (a == "--recover") {
+      o->recover = true;
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -81,6 +112,9 @@ struct Runtime {
   std::vector<holdfast::ConnIdSource> ids;
   std::vector<std::unique_ptr<holdfast::Worker>> workers;
   bool ports_started = false;
+  std::unique_ptr<holdfast::ckpt::Client> client;
+  std::vector<holdfast::ckpt::WorkerCheckpoint> writers;  // one per worker, never resized
+  nlohmann::json recovery;
 
   ~Runtime() {
     workers.clear();
@@ -188,11 +222,126 @@ void print_final_stats(const Runtime& rt) {
   out["ports"] = ports;
   out["workers"] = workers;
   out["pipeline"] = holdfast::pipeline_stats(pipelines);
+  if (rt.client) {
+    out["checkpoint"] = {{"epoch", rt.client->epoch()},
+                         {"set", rt.client->write().set},
+                         {"connected", rt.client->connected()},
+                         {"outages", rt.client->outages()}};
+  }
+  if (!rt.recovery.is_null()) out["recovery"] = rt.recovery;
   std::printf("%s\n", out.dump(2).c_str());
   std::fflush(stdout);
 }
 
-int serve(const holdfast::Config& config) {
+// Connects to holdfast-ckptd, points every worker at its regions, rebuilds
+// what the store holds when asked to, and commits: from here on the store is
+// what a restart recovers from. Logs and returns false on any failure.
+bool start_checkpointing(Runtime& rt, const holdfast::Config& config, const AppOptions& o) {
+  holdfast::ckpt::ClientOptions options;
+  options.socket = o.ckpt_socket.empty() ? config.checkpoint.socket : o.ckpt_socket;
+  options.app = o.ckpt_app.empty() ? config.checkpoint.app : o.ckpt_app;
+  options.token_file = o.ckpt_token_file.empty() ? config.checkpoint.token_file : o.ckpt_token_file;
+  if (options.socket.empty()) {
+    if (o.recover) {
+      log(LogLevel::error, "checkpoint",
+          "--recover needs a checkpoint server (--ckpt SOCKET or checkpoint.socket)");
+      return false;
+    }
+    log(LogLevel::warning, "checkpoint",
+        "no checkpoint server: connections will not survive a crash");
+    return true;
+  }
+  if (!holdfast::ckpt::app_id_valid(options.app)) {
+    log(LogLevel::error, "checkpoint", "invalid application id \"%s\"", options.app.c_str());
+    return false;
+  }
+  holdfast::ckpt::Layout layout;
+  layout.workers = static_cast<uint32_t>(rt.workers.size());
+  layout.slots = config.pipeline.connections;
+  layout.modules = holdfast::ckpt::module_shapes(config.pipeline.fragments);
+  std::string error;
+  rt.client = holdfast::ckpt::Client::connect(options, layout, &error);
+  if (!rt.client) {
+    log(LogLevel::error, "checkpoint", "%s", error.c_str());
+    return false;
+  }
+  rt.writers.assign(rt.workers.size(), holdfast::ckpt::WorkerCheckpoint{});
+  if (!holdfast::ckpt::attach_writers(rt.client->store(), rt.client->write(), &rt.writers,
+                                      &error)) {
+    log(LogLevel::error, "checkpoint", "%s", error.c_str());
+    return false;
+  }
+  std::vector<holdfast::Pipeline*> pipelines;
+  for (size_t w = 0; w < rt.workers.size(); ++w) {
+    rt.workers[w]->pipeline().set_checkpoint(&rt.writers[w], config.checkpoint.store_full_allow);
+    rt.ids[w].epoch = rt.client->epoch();
+    pipelines.push_back(&rt.workers[w]->pipeline());
+  }
+  if (rt.writers[0].slots() < config.pipeline.connections) {
+    log(LogLevel::warning, "checkpoint",
+        "the store holds %u of %u connections per worker; beyond them new connections are %s",
+        rt.writers[0].slots(), config.pipeline.connections,
+        config.checkpoint.store_full_allow ? "forwarded unprotected" : "refused");
+  }
+  if (o.recover) {
+    if (rt.client->recover()) {
+      const holdfast::ckpt::RecoveryReport report =
+          holdfast::ckpt::recover_connections(rt.client->store(), rt.client->store_bytes(),
+                                              *rt.client->recover(), pipelines, rt.client->epoch());
+      rt.recovery = report.to_json();
+      std::string text = report.text();
+      for (size_t at = 0; (at = text.find('\n')) != std::string::npos;) {
+        log(LogLevel::info, "recovery", "%s", text.substr(0, at).c_str());
+        text.erase(0, at + 1);
+      }
+    } else {
+      log(LogLevel::info, "recovery", "the store holds nothing to recover for %s",
+          options.app.c_str());
+    }
+  }
+  if (!rt.client->commit(&error)) {
+    log(LogLevel::error, "checkpoint", "%s", error.c_str());
+    return false;
+  }
+  log(LogLevel::info, "checkpoint", "checkpointing into %s as %s, epoch %u, set %u",
+      options.socket.c_str(), options.app.c_str(), rt.client->epoch(), rt.client->write().set);
+  return true;
+}
+
+// The control thread: keeps the checkpoint server attached and reports when
+// forwarding resumed after a recovery.
+void control_loop(Runtime& rt) {
+  bool first_reported = false;
+  auto next_maintain = std::chrono::steady_clock::now();
+  while (!g_stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!first_reported) {
+      uint64_t first = 0;
+      for (const auto& w : rt.workers) {
+        const uint64_t t = w->first_tx_ns();
+        if (t != 0 && (first == 0 || t < first)) first = t;
+      }
+      if (first != 0) {
+        first_reported = true;
+        const double ms = static_cast<double>(first - g_start_ns) / 1e6;
+        log(LogLevel::info, "dataplane", "first packet forwarded %.1f ms after start", ms);
+        if (!rt.recovery.is_null()) {
+          rt.recovery["first_packet_ms"] = ms;
+          std::string error;
+          if (rt.client && rt.client->connected() && !rt.client->send_report(rt.recovery, &error)) {
+            log(LogLevel::warning, "checkpoint", "%s", error.c_str());
+          }
+        }
+      }
+    }
+    if (rt.client && std::chrono::steady_clock::now() >= next_maintain) {
+      rt.client->maintain();
+      next_maintain = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
+  }
+}
+
+int serve(const holdfast::Config& config, const AppOptions& options) {
   std::vector<unsigned> lcores;
   unsigned lcore;
   RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -207,21 +356,24 @@ int serve(const holdfast::Config& config) {
   }
   Runtime rt;
   if (!build(rt, config, lcores)) return 1;
+  if (!start_checkpointing(rt, config, options)) return 1;
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   log(LogLevel::info, "dataplane", "forwarding with %zu worker%s (%zu rules, default %s)",
       lcores.size(), lcores.size() == 1 ? "" : "s", config.rules.size(),
       config.default_action == holdfast::Action::allow ? "allow" : "deny");
+  std::thread control([&rt] { control_loop(rt); });
   if (on_main) {
     rt.workers[0]->run();
   } else {
     for (size_t w = 0; w < lcores.size(); ++w) {
       rte_eal_remote_launch(worker_entry, rt.workers[w].get(), lcores[w]);
     }
-    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     rte_eal_mp_wait_lcore();
   }
+  g_stop.store(true);
+  control.join();
   log(LogLevel::info, "dataplane", "stopped");
   print_final_stats(rt);
   return 0;
@@ -230,6 +382,7 @@ int serve(const holdfast::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_start_ns = realtime_ns();
   holdfast::set_log_program("holdfast");
   // EAL options come before "--", ours after it; read ours (and the
   // configuration) first so a bad file fails fast, before DPDK starts.
@@ -251,7 +404,7 @@ int main(int argc, char** argv) {
     log(LogLevel::error, "eal", "cannot initialise DPDK: %s", rte_strerror(rte_errno));
     return 1;
   }
-  const int rc = serve(*loaded.config);
+  const int rc = serve(*loaded.config, options);
   rte_eal_cleanup();
   return rc;
 }

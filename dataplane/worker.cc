@@ -138,6 +138,10 @@ void Worker::flush() {
     counters_.tx +=
         rte_eth_tx_buffer_flush(s.ports[i].port_id, static_cast<uint16_t>(index_), tx_[i]);
   }
+  // For the recovery report: how long after start forwarding resumed.
+  if (counters_.tx != 0 && first_tx_ns_.load(std::memory_order_relaxed) == 0) {
+    first_tx_ns_.store(now_ns_, std::memory_order_relaxed);
+  }
 }
 
 nlohmann::json Worker::stats() const {

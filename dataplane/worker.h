@@ -66,7 +66,10 @@ class Worker {
   void run();
 
   const Pipeline& pipeline() const { return *pipeline_; }
+  Pipeline& pipeline() { return *pipeline_; }
   const WorkerCounters& counters() const { return counters_; }
+  // Clock (ns) when this worker first handed a frame to a NIC; 0: not yet.
+  uint64_t first_tx_ns() const { return first_tx_ns_.load(std::memory_order_relaxed); }
   nlohmann::json stats() const;
 
  private:
@@ -80,6 +83,7 @@ class Worker {
   uint64_t now_ns_ = 0;
   std::vector<rte_eth_dev_tx_buffer*> tx_;  // per port index
   WorkerCounters counters_;
+  std::atomic<uint64_t> first_tx_ns_{0};
 };
 
 }  // namespace holdfast
