@@ -1,5 +1,5 @@
 #!/bin/bash
-# Live crash test: a large HTTP download from inside to outside through
+# Live crash test: a 40 MiB HTTP download from inside to outside through
 # holdfast on net_af_packet (tests/live/netns.sh), the dataplane running
 # under `holdfastctl supervise` and checkpointing into holdfast-ckptd. In the
 # middle of the transfer the dataplane is killed with SIGKILL; the supervisor
@@ -7,29 +7,44 @@
 # the download completes with the right checksum. The stall (from the kill
 # until the download moves again) is measured and printed.
 #
+# FAULT chooses what fails:
+#   dataplane  (default) the dataplane is killed once;
+#   ckptd      holdfast-ckptd is killed while the dataplane forwards (which
+#              must go on, on its mapped store), restarted (the dataplane
+#              must reattach), then the dataplane is killed and must recover
+#              what it checkpointed during and after the outage;
+#   both       the dataplane and holdfast-ckptd are killed together, then
+#              the server restarted: the supervisor's restarts fail until it
+#              is back, then one recovers.
 # With RECOVER=0 the dataplane does not checkpoint, so the restarted one
 # knows nothing of the connection and drops its mid-stream segments: the
 # download must then stall and fail, which shows the test can fail.
 #
-# usage: [RECOVER=0|1] crash_test.sh HOLDFAST HOLDFASTCTL HOLDFAST_CKPTD
+# usage: [RECOVER=0|1] [FAULT=dataplane|ckptd|both] crash_test.sh HOLDFAST HOLDFASTCTL CKPTD
 set -euo pipefail
 
 HOLDFAST=$(realpath "$1")
 HOLDFASTCTL=$(realpath "$2")
 CKPTD=$(realpath "$3")
 RECOVER=${RECOVER:-1}
+FAULT=${FAULT:-dataplane}
 source "$(dirname "$0")/netns.sh"
 netns_setup
 
 STORE=/dev/shm/hf-live-crash-$ID.store
 CLEANUP_EXTRA+=("rm -f $STORE")
 CKPT_ARGS=""
-if [ "$RECOVER" = 1 ]; then
-  "$CKPTD" --socket "$WORK/ckptd.sock" --store "$STORE" --size-mb 128 >"$WORK/ckptd.log" 2>&1 &
+CKPTD_PID=""
+start_ckptd() {
+  rm -f "$WORK/ckptd.sock"
+  "$CKPTD" --socket "$WORK/ckptd.sock" --store "$STORE" --size-mb 128 >>"$WORK/ckptd.log" 2>&1 &
   CKPTD_PID=$!
-  CLEANUP_EXTRA+=("kill -TERM $CKPTD_PID 2>/dev/null; wait $CKPTD_PID 2>/dev/null")
-  for _ in $(seq 100); do [ -S "$WORK/ckptd.sock" ] && break; sleep 0.05; done
-  [ -S "$WORK/ckptd.sock" ] || fail "holdfast-ckptd did not start"
+  for _ in $(seq 100); do [ -S "$WORK/ckptd.sock" ] && return 0; sleep 0.05; done
+  fail "holdfast-ckptd did not start"
+}
+if [ "$RECOVER" = 1 ]; then
+  start_ckptd
+  CLEANUP_EXTRA+=('kill -TERM $CKPTD_PID 2>/dev/null; wait $CKPTD_PID 2>/dev/null')
   CKPT_ARGS="--ckpt $WORK/ckptd.sock"
 fi
 
@@ -39,9 +54,9 @@ SUPERVISOR=$!
 CLEANUP_EXTRA+=("kill -TERM $SUPERVISOR 2>/dev/null; wait $SUPERVISOR 2>/dev/null")
 wait_forwarding "$WORK/holdfast.log"
 
-# 24 MiB at 3 MiB/s: about 8 seconds of transfer.
+# 40 MiB at about 3 MiB/s: over ten seconds of transfer.
 mkdir -p "$WORK/www"
-head -c $((24 * 1024 * 1024)) /dev/urandom >"$WORK/www/big"
+head -c $((40 * 1024 * 1024)) /dev/urandom >"$WORK/www/big"
 http_server "$NS_OUT" 10.9.0.2 8080 "$WORK/www"
 ip netns exec "$NS_IN" curl -sS --limit-rate 3M --speed-limit 1 --speed-time 6 --max-time 90 \
   -o "$WORK/big" http://10.9.0.2:8080/big 2>"$WORK/curl.log" &
@@ -56,16 +71,56 @@ CURL=$!
 ) >"$WORK/progress.txt" &
 SAMPLER=$!
 
-# Crash the dataplane once a quarter of the file has crossed.
-for _ in $(seq 300); do
-  [ "$(stat -c %s "$WORK/big" 2>/dev/null || echo 0)" -gt $((6 * 1024 * 1024)) ] && break
-  sleep 0.02
-done
-DATAPLANE=$(pgrep -P "$SUPERVISOR" | head -1)  # the supervisor's child
-[ -n "$DATAPLANE" ] || fail "cannot find the dataplane process"
-KILLED_AT=$(date +%s.%N)
-kill -KILL "$DATAPLANE"
-echo "killed the dataplane (pid $DATAPLANE) with SIGKILL mid-transfer"
+# Waits until N MiB of the file have crossed.
+wait_for_mib() {
+  for _ in $(seq 1500); do
+    [ "$(stat -c %s "$WORK/big" 2>/dev/null || echo 0)" -gt $(($1 * 1024 * 1024)) ] && return 0
+    kill -0 "$CURL" 2>/dev/null || fail "the download ended before $1 MiB"
+    sleep 0.02
+  done
+  fail "the download did not reach $1 MiB"
+}
+kill_dataplane() {
+  DATAPLANE=$(pgrep -P "$SUPERVISOR" | head -1)  # the supervisor's child
+  [ -n "$DATAPLANE" ] || fail "cannot find the dataplane process"
+  KILLED_AT=$(date +%s.%N)
+  kill -KILL "$DATAPLANE"
+  echo "killed the dataplane (pid $DATAPLANE) with SIGKILL mid-transfer"
+}
+
+case "$FAULT" in
+  dataplane)
+    wait_for_mib 6
+    kill_dataplane
+    ;;
+  ckptd)
+    wait_for_mib 3
+    kill -KILL "$CKPTD_PID"
+    echo "killed holdfast-ckptd with SIGKILL mid-transfer"
+    for _ in $(seq 100); do grep -q "lost holdfast-ckptd" "$WORK/holdfast.log" && break; sleep 0.05; done
+    grep -q "lost holdfast-ckptd" "$WORK/holdfast.log" || fail "the dataplane did not notice the outage"
+    size=$(stat -c %s "$WORK/big")
+    wait_for_mib $((size / 1024 / 1024 + 2))
+    echo "ok: forwarding went on without holdfast-ckptd ($size -> $(stat -c %s "$WORK/big") bytes)"
+    start_ckptd
+    for _ in $(seq 200); do grep -q "reattached" "$WORK/holdfast.log" && break; sleep 0.05; done
+    grep -q "reattached" "$WORK/holdfast.log" || fail "the dataplane did not reattach"
+    echo "ok: the dataplane reattached to the restarted holdfast-ckptd"
+    size=$(stat -c %s "$WORK/big")
+    wait_for_mib $((size / 1024 / 1024 + 2))
+    kill_dataplane
+    ;;
+  both)
+    wait_for_mib 6
+    kill -KILL "$CKPTD_PID"
+    kill_dataplane
+    echo "killed holdfast-ckptd too"
+    # Long enough for the supervisor's first restarts to find no server.
+    sleep 1.5
+    start_ckptd
+    ;;
+  *) fail "unknown FAULT $FAULT" ;;
+esac
 
 if wait "$CURL"; then DOWNLOAD=ok; else DOWNLOAD=failed; fi
 wait "$SAMPLER" 2>/dev/null || true
@@ -83,6 +138,10 @@ fi
 [ "$(sha256sum <"$WORK/www/big")" = "$(sha256sum <"$WORK/big")" ] ||
   fail "the downloaded file differs from the original"
 grep -q "restart 1 with --recover" "$WORK/holdfast.log" || fail "the supervisor did not restart"
+if [ "$FAULT" = both ]; then
+  grep -q "cannot reach holdfast-ckptd" "$WORK/holdfast.log" ||
+    echo "note: the supervisor's first restart already found holdfast-ckptd back"
+fi
 grep -Eq "restored: .*tcp [1-9]" "$WORK/holdfast.log" || fail "no TCP connection was recovered"
 # The stall: from the kill until the file grew again.
 STALL=$(/usr/bin/python3 - "$WORK/progress.txt" "$KILLED_AT" <<'EOF'
@@ -95,5 +154,5 @@ print("%.0f" % ((resumed - killed) * 1000) if resumed else "unknown")
 EOF
 )
 RESTART=$(grep -o "first packet forwarded [0-9.]* ms after start" "$WORK/holdfast.log" | tail -n1)
-echo "ok: 24 MiB download survived SIGKILL of the dataplane, checksum matches"
+echo "ok: 40 MiB download survived ($FAULT killed), checksum matches"
 echo "ok: stall ${STALL} ms from the kill until the download moved again; restarted dataplane: $RESTART"

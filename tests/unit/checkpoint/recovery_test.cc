@@ -1,0 +1,381 @@
+// Recovery tests: pipelines checkpoint into region sets laid out in a plain
+// buffer (the store's data area, without holdfast-ckptd), slots are damaged
+// on purpose, and recover_connections rebuilds what it can into other
+// pipelines, possibly with another worker count.
+#include "checkpoint/recovery.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/writer.h"
+#include "dataplane/parser.h"
+#include "dataplane/steering.h"
+#include "modules/tcp/tcp.h"
+#include "tests/support/packet_builder.h"
+
+namespace holdfast::ckpt {
+namespace {
+
+using namespace holdfast::test;
+
+constexpr uint64_t kT0 = 1'700'000'000'000;  // ms
+constexpr uint32_t kConnections = 256;
+constexpr uint32_t kFragments = 64;
+constexpr uint32_t kEpoch = 7;  // of the crashed run; recovery runs in 8
+
+// A region set of `workers` x every module, carved out of one buffer.
+struct FakeStore {
+  std::vector<uint8_t> bytes;
+  RegionSet set;
+
+  FakeStore(uint32_t workers, uint32_t set_number, uint32_t slots = kConnections) {
+    uint64_t offset = 0;
+    for (uint32_t w = 0; w < workers; ++w) {
+      for (const SlotShape& m : module_shapes(kFragments)) {
+        RegionEntry r{};
+        r.worker = static_cast<uint16_t>(w);
+        r.module = m.module;
+        r.schema = m.schema;
+        r.slot_size = m.slot_size;
+        r.slot_count = m.slots != 0 ? std::min(m.slots, slots) : slots;
+        r.offset = offset;
+        r.in_use = 1;
+        offset += (r.bytes() + kPage - 1) / kPage * kPage;
+        set.regions.push_back(r);
+      }
+    }
+    bytes.assign(offset, 0);
+    set.set = set_number;
+    set.epoch = kEpoch;
+  }
+
+  const RegionEntry& region(uint32_t worker, uint8_t module) const {
+    for (const RegionEntry& r : set.regions) {
+      if (r.worker == worker && r.module == module) return r;
+    }
+    std::abort();
+  }
+  SlotHeader* slot(uint32_t worker, uint8_t module, uint32_t i) {
+    const RegionEntry& r = region(worker, module);
+    return reinterpret_cast<SlotHeader*>(bytes.data() + r.offset + uint64_t{i} * r.slot_size);
+  }
+  // Slots of a module holding a connection (stable, non-empty).
+  std::vector<std::pair<uint32_t, uint32_t>> used(uint8_t module) {
+    std::vector<std::pair<uint32_t, uint32_t>> out;
+    for (const RegionEntry& r : set.regions) {
+      if (r.module != module) continue;
+      for (uint32_t i = 0; i < r.slot_count; ++i) {
+        if (slot(r.worker, module, i)->conn_id != 0) out.emplace_back(r.worker, i);
+      }
+    }
+    return out;
+  }
+};
+
+// One side of a crash: pipelines writing into a FakeStore's set.
+struct Dataplane {
+  std::unique_ptr<Policy> policy;
+  ConnIdSource ids;
+  std::vector<std::unique_ptr<Pipeline>> pipelines;
+  std::vector<WorkerCheckpoint> writers;
+
+  Dataplane(uint32_t workers, uint32_t epoch, FakeStore* store, bool allow_outside = false,
+            bool fail_open = false) {
+    Rule inside;
+    inside.side = SideMatch::inside;
+    inside.action = Action::allow;
+    std::vector<Rule> rules = {inside};
+    if (allow_outside) {
+      Rule outside;
+      outside.side = SideMatch::outside;
+      outside.action = Action::allow;
+      rules.push_back(outside);
+    }
+    std::string error;
+    policy = Policy::compile(rules, Action::deny, &error);
+    EXPECT_NE(policy, nullptr) << error;
+    ids.epoch = epoch;
+    PipelineSettings settings;
+    settings.connections = kConnections;
+    settings.fragments = kFragments;
+    for (uint32_t w = 0; w < workers; ++w) {
+      pipelines.push_back(Pipeline::create(settings, policy.get(), &ids, 0, &error));
+      EXPECT_NE(pipelines.back(), nullptr) << error;
+    }
+    if (store != nullptr) {
+      writers.assign(workers, WorkerCheckpoint{});
+      EXPECT_TRUE(attach_writers(store->bytes.data(), store->set, &writers, &error)) << error;
+      for (uint32_t w = 0; w < workers; ++w) pipelines[w]->set_checkpoint(&writers[w], fail_open);
+    }
+  }
+
+  std::vector<Pipeline*> raw() const {
+    std::vector<Pipeline*> out;
+    for (const auto& p : pipelines) out.push_back(p.get());
+    return out;
+  }
+
+  Verdict send(const Bytes& frame, Side side, uint64_t ms = kT0) {
+    ParsedPacket p;
+    parse_frame(frame.data(), static_cast<uint32_t>(frame.size()), side, 0, {}, p);
+    Pipeline& pipe = *pipelines[owner_worker(p, static_cast<uint32_t>(pipelines.size()))];
+    Verdict v;
+    pipe.process(&p, 1, ms * 1'000'000, &v);
+    return v;
+  }
+
+  uint64_t connections() const {
+    uint64_t n = 0;
+    for (const auto& p : pipelines) n += p->flows().size();
+    return n;
+  }
+};
+
+Bytes tcp_frame(int client, bool from_client, uint8_t flags, uint32_t seq, uint32_t ack,
+                size_t len = 0) {
+  TcpSpec t;
+  t.flags = flags;
+  t.seq = seq;
+  t.ack = ack;
+  t.payload = Bytes(len, 0x55);
+  Ipv4Spec ip;
+  const std::string c = "10.0.0." + std::to_string(client);
+  const std::string s = "192.0.2." + std::to_string(100 + client);
+  t.sport = from_client ? 40000 : 443;
+  t.dport = from_client ? 443 : 40000;
+  ip.src = from_client ? c : s;
+  ip.dst = from_client ? s : c;
+  return eth_v4(ip, tcp(t));
+}
+
+constexpr uint8_t kSyn = tcpflag::kSyn;
+constexpr uint8_t kAck = tcpflag::kAck;
+constexpr uint8_t kPsh = tcpflag::kPsh;
+
+// Opens `n` TCP connections through a full handshake and some data.
+std::vector<uint64_t> open_tcp(Dataplane& d, int n) {
+  std::vector<uint64_t> ids;
+  for (int c = 1; c <= n; ++c) {
+    const Verdict syn = d.send(tcp_frame(c, true, kSyn, 1000, 0), Side::inside);
+    EXPECT_EQ(syn.reason, Reason::new_connection);
+    EXPECT_EQ(d.send(tcp_frame(c, false, kSyn | kAck, 5000, 1001), Side::outside).reason,
+              Reason::established);
+    EXPECT_EQ(d.send(tcp_frame(c, true, kAck | kPsh, 1001, 5001, 100), Side::inside).reason,
+              Reason::established);
+    ids.push_back(syn.conn_id);
+  }
+  return ids;
+}
+
+// The next segment of connection c must pass on the recovered state, in its
+// old connection.
+void expect_continues(Dataplane& d, int c, uint64_t id) {
+  const Verdict v =
+      d.send(tcp_frame(c, false, kAck | kPsh, 5001, 1101, 50), Side::outside, kT0 + 10);
+  EXPECT_EQ(v.reason, Reason::established) << "connection " << c;
+  EXPECT_EQ(v.conn_id, id) << "connection " << c;
+}
+
+TEST(Recovery, RebuildsEveryConnectionOnAnotherWorkerCount) {
+  FakeStore store(2, 1);
+  Dataplane before(2, kEpoch, &store);
+  const std::vector<uint64_t> ids = open_tcp(before, 20);
+  // A UDP flow that was answered, and a ping.
+  UdpSpec u;
+  Ipv4Spec q;
+  q.src = "10.0.0.50";
+  q.dst = "192.0.2.53";
+  EXPECT_EQ(before.send(eth_v4(q, udp(u)), Side::inside).reason, Reason::new_connection);
+  IcmpSpec e;
+  e.rest = echo_rest(7, 1);
+  EXPECT_EQ(before.send(eth_v4(q, icmp4(e)), Side::inside).reason, Reason::new_connection);
+
+  FakeStore next(3, 2);
+  Dataplane after(3, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.restored.at("tcp"), 20u);
+  EXPECT_EQ(report.restored.at("udp"), 1u);
+  EXPECT_EQ(report.restored.at("icmp"), 1u);
+  EXPECT_TRUE(report.discarded.empty()) << report.text();
+  EXPECT_EQ(report.workers_before, 2u);
+  EXPECT_EQ(report.workers_now, 3u);
+  EXPECT_EQ(after.connections(), 22u);
+  for (int c = 1; c <= 20; ++c) expect_continues(after, c, ids[c - 1]);
+  // Recovered connections are in the new set too, ready for the next crash.
+  EXPECT_EQ(next.used(kBaseModule).size(), 22u);
+  EXPECT_EQ(next.used(static_cast<uint8_t>(ModuleId::tcp)).size(), 20u);
+  // New connections get the new epoch.
+  const Verdict fresh = after.send(tcp_frame(99, true, kSyn, 1, 0), Side::inside);
+  EXPECT_EQ(fresh.conn_id >> kConnCounterBits, kEpoch + 1);
+}
+
+TEST(Recovery, DamagedSlotsAreCountedAndDiscardedNeverTrusted) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const std::vector<uint64_t> ids = open_tcp(before, 10);
+  const auto bases = store.used(kBaseModule);
+  ASSERT_EQ(bases.size(), 10u);
+  const uint8_t tcp_module = static_cast<uint8_t>(ModuleId::tcp);
+  // Which client each base slot belongs to, by its connection ID.
+  auto client_of = [&](uint32_t slot) {
+    const uint64_t id = store.slot(0, kBaseModule, slot)->conn_id;
+    for (size_t c = 0; c < ids.size(); ++c) {
+      if (ids[c] == id) return static_cast<int>(c + 1);
+    }
+    return 0;
+  };
+  std::vector<int> damaged;
+  const uint32_t a = bases[0].second, b = bases[1].second, c = bases[2].second, d = bases[3].second,
+                 e = bases[4].second, f = bases[5].second;
+  // a: torn base (the crash hit it mid-write).
+  store.slot(0, kBaseModule, a)->seq |= 1;
+  damaged.push_back(client_of(a));
+  // b: the TCP slice carries another connection's ID.
+  store.slot(0, tcp_module, b)->conn_id ^= 0x1234;
+  damaged.push_back(client_of(b));
+  // c: garbage over the whole base slot.
+  damaged.push_back(client_of(c));
+  std::memset(reinterpret_cast<uint8_t*>(store.slot(0, kBaseModule, c)) + 4, 0xa5, 68);
+  // d: a slice schema this build does not know.
+  store.slot(0, tcp_module, d)->schema = 99;
+  damaged.push_back(client_of(d));
+  // e: the base slot erased, its slice left behind (an orphan).
+  damaged.push_back(client_of(e));
+  store.slot(0, kBaseModule, e)->conn_id = 0;
+  // f: a slice that fails the module's own validation (state out of range).
+  reinterpret_cast<TcpSlice*>(reinterpret_cast<uint8_t*>(store.slot(0, tcp_module, f)) +
+                              sizeof(SlotHeader))
+      ->state = static_cast<TcpState>(42);
+  damaged.push_back(client_of(f));
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.restored.at("tcp"), 4u) << report.text();
+  EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();  // a
+  // c's garbage base fails the schema check first, d's slice has a schema
+  // from the future.
+  EXPECT_EQ(report.discarded.at("unknown_schema"), 2u) << report.text();
+  // Slices with no base to attach to: a's, b's (wrong ID), c's and e's.
+  EXPECT_EQ(report.discarded.at("orphan_slice"), 4u) << report.text();
+  EXPECT_EQ(report.discarded.at("invalid_slice"), 1u) << report.text();  // f
+  // Bases whose slice never attached: b, d, f.
+  EXPECT_EQ(report.discarded.at("missing_slice"), 3u) << report.text();
+  EXPECT_EQ(after.connections(), 4u);
+  for (int client = 1; client <= 10; ++client) {
+    const bool lost = std::find(damaged.begin(), damaged.end(), client) != damaged.end();
+    const Verdict v =
+        after.send(tcp_frame(client, false, kAck | kPsh, 5001, 1101, 50), Side::outside, kT0 + 10);
+    if (lost) {
+      EXPECT_EQ(v.reason, Reason::tcp_mid_stream) << "client " << client;
+    } else {
+      EXPECT_EQ(v.reason, Reason::established) << "client " << client;
+      EXPECT_EQ(v.conn_id, ids[client - 1]);
+    }
+  }
+}
+
+TEST(Recovery, DuplicatesAndIdsFromTheFutureAreRefused) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  open_tcp(before, 2);
+  const auto bases = store.used(kBaseModule);
+  const RegionEntry& base = store.region(0, kBaseModule);
+  const RegionEntry& tcp = store.region(0, static_cast<uint8_t>(ModuleId::tcp));
+  // A copy of the first connection in a free slot: the same key twice.
+  const uint32_t spare = kConnections - 1;
+  std::memcpy(store.slot(0, kBaseModule, spare), store.slot(0, kBaseModule, bases[0].second),
+              base.slot_size);
+  std::memcpy(store.slot(0, static_cast<uint8_t>(ModuleId::tcp), spare),
+              store.slot(0, static_cast<uint8_t>(ModuleId::tcp), bases[0].second), tcp.slot_size);
+  // The second connection claims an epoch not handed out yet.
+  store.slot(0, kBaseModule, bases[1].second)->conn_id = make_conn_id(kEpoch + 5, 1);
+
+  Dataplane after(1, kEpoch + 1, nullptr);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.restored.at("tcp"), 1u) << report.text();
+  EXPECT_EQ(report.discarded.at("duplicate"), 1u) << report.text();
+  EXPECT_EQ(report.discarded.at("invalid_base"), 1u) << report.text();
+}
+
+TEST(Recovery, ConnectionsTheCurrentRulesDenyAreClosed) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store, /*allow_outside=*/true);
+  open_tcp(before, 3);
+  // One connection opened from outside, allowed then.
+  const Bytes syn = tcp_frame(9, false, kSyn, 7000, 0);
+  EXPECT_EQ(before.send(syn, Side::outside).reason, Reason::new_connection);
+  // The new rules allow only the inside.
+  Dataplane after(1, kEpoch + 1, nullptr, /*allow_outside=*/false);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.discarded.at("policy_denied"), 1u) << report.text();
+  EXPECT_EQ(report.restored.at("tcp"), 3u) << report.text();
+  EXPECT_EQ(after.connections(), 3u);
+}
+
+TEST(Recovery, FragmentRecordsSurvive) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  UdpSpec u;
+  u.payload = Bytes(40, 0x33);
+  Ipv4Spec first;
+  first.src = "10.0.0.1";
+  first.dst = "192.0.2.10";
+  first.id = 0x7777;
+  first.more_fragments = true;
+  const Bytes whole = finish_v4(udp(u), first.src, first.dst);
+  Ipv4Spec later = first;
+  later.more_fragments = false;
+  later.frag_offset = 24;
+  const Verdict v = before.send(
+      ether(kEtherIpv4, ipv4_raw(first, kProtoUdp, Bytes(whole.begin(), whole.begin() + 24))),
+      Side::inside);
+  ASSERT_EQ(v.reason, Reason::new_connection);
+
+  FakeStore next(2, 2);
+  Dataplane after(2, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.fragments, 1u) << report.text();
+  const Verdict rest = after.send(
+      ether(kEtherIpv4, ipv4_raw(later, kProtoUdp, Bytes(whole.begin() + 24, whole.end()))),
+      Side::inside, kT0 + 5);
+  EXPECT_EQ(rest.reason, Reason::fragment);
+  EXPECT_EQ(rest.conn_id, v.conn_id);
+  EXPECT_EQ(next.used(kFragmentModule).size(), 1u);
+}
+
+TEST(Recovery, AFullStoreRefusesNewConnectionsOrForwardsThemUnprotected) {
+  // Three slots per region: a fresh table hands out positions 0, 1, 2, ...
+  for (bool fail_open : {false, true}) {
+    FakeStore store(1, 1, 3);
+    Dataplane d(1, kEpoch, &store, false, fail_open);
+    const std::vector<uint64_t> ids = open_tcp(d, 3);
+    const Verdict fourth = d.send(tcp_frame(4, true, kSyn, 1000, 0), Side::inside);
+    if (fail_open) {
+      EXPECT_EQ(fourth.reason, Reason::new_connection);
+      EXPECT_EQ(d.pipelines[0]->counters().unprotected, 1u);
+      // It lives, but not in the store.
+      EXPECT_EQ(store.used(kBaseModule).size(), 3u);
+    } else {
+      EXPECT_EQ(fourth.reason, Reason::ckpt_store_full);
+      EXPECT_EQ(d.connections(), 3u);
+    }
+    // The connections that have slots are unaffected.
+    const Verdict v = d.send(tcp_frame(2, false, kAck | kPsh, 5001, 1101, 10), Side::outside);
+    EXPECT_EQ(v.reason, Reason::established);
+    EXPECT_EQ(v.conn_id, ids[1]);
+  }
+}
+
+}  // namespace
+}  // namespace holdfast::ckpt
