@@ -43,6 +43,7 @@ constexpr const char* kUsage =
     "  --ckpt-app ID       application id in the store (default holdfast)\n"
     "  --ckpt-token-file F token for holdfast-ckptd\n"
     "  --recover           rebuild the connections the store holds before forwarding\n"
+    "  --check             only check the configuration file, then exit\n"
     "  SIGINT or SIGTERM stop it and print the final statistics as JSON on stdout.\n";
 
 std::atomic<bool> g_stop{false};
@@ -57,6 +58,7 @@ struct AppOptions {
   std::string ckpt_app;
   std::string ckpt_token_file;
   bool recover = false;
+  bool check = false;
 };
 
 // Wall clock at process start, for "time to first forwarded packet".
@@ -84,6 +86,8 @@ bool parse_app_args(int argc, char** argv, AppOptions* o) {
       o->ckpt_token_file = argv[++i];
     } else if (a == "--recover") {
       o->recover = true;
+    } else if (a == "--check") {
+      o->check = true;
     } else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -399,6 +403,14 @@ int main(int argc, char** argv) {
   if (!loaded.config) {
     for (const std::string& e : loaded.errors) log(LogLevel::error, "config", "%s", e.c_str());
     return 1;
+  }
+  if (options.check) {
+    std::printf("%s: configuration OK: %zu port pair%s, %zu rule%s, default %s\n",
+                options.config.c_str(), loaded.config->ports.size(),
+                loaded.config->ports.size() == 1 ? "" : "s", loaded.config->rules.size(),
+                loaded.config->rules.size() == 1 ? "" : "s",
+                loaded.config->default_action == holdfast::Action::allow ? "allow" : "deny");
+    return 0;
   }
   if (rte_eal_init(split, argv) < 0) {
     log(LogLevel::error, "eal", "cannot initialise DPDK: %s", rte_strerror(rte_errno));

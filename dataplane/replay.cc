@@ -37,6 +37,12 @@ void Replay::finish(uint64_t ts_ns) {
   for (auto& p : pipelines_) p->clean(ts_ns, p->flows().capacity());
 }
 
+uint64_t Replay::connections() const {
+  uint64_t n = 0;
+  for (const auto& p : pipelines_) n += p->flows().size();
+  return n;
+}
+
 std::vector<Pipeline*> Replay::pipelines() const {
   std::vector<Pipeline*> out;
   for (const auto& p : pipelines_) out.push_back(p.get());

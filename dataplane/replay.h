@@ -37,6 +37,7 @@ class Replay {
 
   nlohmann::json stats() const;
   unsigned workers() const { return static_cast<unsigned>(pipelines_.size()); }
+  uint64_t connections() const;
 
   // Checkpoints every pipeline into the set `client` writes, with
   // connection IDs of the client's epoch.

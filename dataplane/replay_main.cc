@@ -317,7 +317,12 @@ int main(int argc, char** argv) {
     // bytes present, like a truncated frame on the wire.
     const holdfast::Replay::Result r = replay->feed(data, hdr->caplen, ts);
     // The state change is made and checkpointed; the verdict is not out yet.
-    if (index == o.crash_at) kill(getpid(), SIGKILL);
+    if (index == o.crash_at) {
+      std::fprintf(stderr, "holdfast-replay: SIGKILL at frame %llu, %llu connections open\n",
+                   static_cast<unsigned long long>(index),
+                   static_cast<unsigned long long>(replay->connections()));
+      kill(getpid(), SIGKILL);
+    }
     if (verdicts != nullptr) {
       std::fprintf(verdicts,
                    "{\"index\":%llu,\"verdict\":\"%s\",\"reason\":\"%.*s\",\"conn\":%llu}\n",

@@ -1,9 +1,12 @@
 #!/bin/bash
 # Every verdict reason in dataplane/verdict.h is documented in
 # docs/dataplane.md, and nothing documented there is a reason that no longer
-# exists.
+# exists; the complete example of docs/config.md loads.
+#
+# usage: docs_test.sh HOLDFAST
 set -euo pipefail
 root=$(dirname "$(readlink -f "$0")")/..
+holdfast=$(readlink -f "$1")
 reasons=$(grep -oE 'X\([a-z0-9_]+, (true|false)\)' "$root/dataplane/verdict.h" | sed -E 's/X\(([a-z0-9_]+),.*/\1/')
 [ -n "$reasons" ] || { echo "FAIL: no reasons found in verdict.h"; exit 1; }
 rc=0
@@ -15,4 +18,15 @@ for d in $documented; do
   echo "$reasons" | grep -qx "$d" || { echo "FAIL: docs/dataplane.md documents $d, which verdict.h does not have"; rc=1; }
 done
 [ $rc -eq 0 ] && echo "ok: $(echo "$reasons" | wc -l) reasons documented"
+
+# The complete configuration example must be a file holdfast accepts.
+example=$(mktemp /tmp/hf-docs-XXXXXX.json)
+trap 'rm -f "$example"' EXIT
+sed -n '/^## Complete example/,/^```$/p' "$root/docs/config.md" | sed '1,/^```json$/d;/^```$/,$d' >"$example"
+if "$holdfast" -- --config "$example" --check; then
+  echo "ok: the complete example of docs/config.md loads"
+else
+  echo "FAIL: the complete example of docs/config.md does not load"
+  rc=1
+fi
 exit $rc

@@ -634,3 +634,43 @@ TEST_F(ConfigFile, MissingFile) {
 
 }  // namespace
 }  // namespace holdfast
+
+namespace holdfast {
+namespace {
+
+TEST(ConfigCheckpoint, DefaultsToNoCheckpointing) {
+  const ConfigResult r = load("");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  EXPECT_TRUE(r.config->checkpoint.socket.empty());
+  EXPECT_EQ(r.config->checkpoint.app, "holdfast");
+  EXPECT_FALSE(r.config->checkpoint.store_full_allow);
+}
+
+TEST(ConfigCheckpoint, EveryKeyIsRead) {
+  const ConfigResult r = load(R"("checkpoint": {"socket": "/run/h/ck.sock", "app": "edge-2",
+      "token_file": "/etc/h/token", "store_full": "allow"})");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  EXPECT_EQ(r.config->checkpoint.socket, "/run/h/ck.sock");
+  EXPECT_EQ(r.config->checkpoint.app, "edge-2");
+  EXPECT_EQ(r.config->checkpoint.token_file, "/etc/h/token");
+  EXPECT_TRUE(r.config->checkpoint.store_full_allow);
+}
+
+TEST(ConfigCheckpoint, BadValuesAreReportedWithTheirPaths) {
+  EXPECT_TRUE(OnlyError(load(R"("checkpoint": {"socket": ""})"), "/checkpoint/socket",
+                        "socket path is empty"));
+  EXPECT_TRUE(OnlyError(load(R"("checkpoint": {"app": "has space"})"), "/checkpoint/app",
+                        "application id must be"));
+  EXPECT_TRUE(
+      OnlyError(load(R"("checkpoint": {"app": ""})"), "/checkpoint/app", "application id must be"));
+  EXPECT_TRUE(OnlyError(load(R"("checkpoint": {"store_full": "maybe"})"), "/checkpoint/store_full",
+                        "unknown policy \"maybe\""));
+  EXPECT_TRUE(
+      OnlyError(load(R"("checkpoint": {"sockets": "/x"})"), "/checkpoint/sockets", "unknown key"));
+  EXPECT_TRUE(
+      OnlyError(load(R"("checkpoint": {"socket": 5})"), "/checkpoint/socket", "expected a string"));
+  EXPECT_TRUE(OnlyError(load(R"("checkpoint": [])"), "/checkpoint", "expected an object"));
+}
+
+}  // namespace
+}  // namespace holdfast
