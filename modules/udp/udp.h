@@ -20,13 +20,15 @@ struct DatagramSlice {
 static_assert(sizeof(DatagramSlice) == 1);
 
 // Shared by UDP and other IP protocols: both are one-packet-at-a-time flows
-// whose only state is whether the other end has answered.
+// whose only state is whether the other end has answered. Only the module
+// ID and the timeouts differ.
 const char* datagram_state_name(DatagramState state);
 Outcome datagram_track(DatagramSlice& s, Dir dir);
 
-struct UdpModule {
+template <ModuleId Id, uint32_t TrackerSettings::*Unreplied, uint32_t TrackerSettings::*Assured>
+struct DatagramModule {
   using Slice = DatagramSlice;
-  static constexpr ModuleId kId = ModuleId::udp;
+  static constexpr ModuleId kId = Id;
   static constexpr uint16_t kSchemaVersion = 1;
 
   static Reason can_open(const ParsedPacket&, const TrackerSettings&) {
@@ -39,13 +41,16 @@ struct UdpModule {
     return datagram_track(s, dir);
   }
   static uint32_t timeout_ms(const Slice& s, const TrackerSettings& t) {
-    return s.state == DatagramState::assured ? t.udp_assured : t.udp_unreplied;
+    return s.state == DatagramState::assured ? t.*Assured : t.*Unreplied;
   }
   static bool valid(const Slice& s) {
     return s.state == DatagramState::unreplied || s.state == DatagramState::assured;
   }
   static const char* state_name(const Slice& s) { return datagram_state_name(s.state); }
 };
+
+using UdpModule =
+    DatagramModule<ModuleId::udp, &TrackerSettings::udp_unreplied, &TrackerSettings::udp_assured>;
 static_assert(L4Module<UdpModule>);
 
 }  // namespace holdfast
