@@ -71,6 +71,24 @@ bool read_exact(int sock, uint8_t* out, size_t n, int* fd, int timeout_ms, std::
 
 }  // namespace
 
+long send_with_fd(int sock, const void* data, size_t n, int fd, int flags) {
+  iovec iov{const_cast<void*>(data), n};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  return sendmsg(sock, &m, flags | MSG_NOSIGNAL);
+}
+
 bool send_message(int sock, const nlohmann::json& msg, int fd, std::string* error) {
   const std::string body = msg.dump();
   if (body.size() > kMaxMessage) {
@@ -87,22 +105,8 @@ bool send_message(int sock, const nlohmann::json& msg, int fd, std::string* erro
   size_t sent = 0;
   bool fd_sent = fd < 0;
   while (sent < frame.size()) {
-    iovec iov{frame.data() + sent, frame.size() - sent};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    if (!fd_sent) {
-      std::memset(control, 0, sizeof control);
-      m.msg_control = control;
-      m.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&m);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    const ssize_t w = sendmsg(sock, &m, MSG_NOSIGNAL);
+    const long w =
+        send_with_fd(sock, frame.data() + sent, frame.size() - sent, fd_sent ? -1 : fd, 0);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -22,6 +22,10 @@ inline constexpr uint32_t kMaxMessage = 65536;
 // modules. The server also measures each welcome before allocating.
 inline constexpr uint32_t kMaxSetRegions = 320;
 
+// One sendmsg of data[0, n) with fd attached when fd >= 0 (SCM_RIGHTS).
+// Returns what sendmsg returns (bytes sent, or -1 with errno).
+long send_with_fd(int sock, const void* data, size_t n, int fd, int flags);
+
 // Sends msg as one frame, with fd attached when fd >= 0. Returns false and
 // sets *error on failure.
 bool send_message(int sock, const nlohmann::json& msg, int fd, std::string* error);

@@ -41,6 +41,14 @@ bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
   return out->header.conn_id != 0 || !out->stable;
 }
 
+// A slot worth looking at: holding something, and not torn (which is
+// counted).
+bool read_stable(const MappedRegion& r, uint32_t i, SlotRead* out, RecoveryReport* report) {
+  if (!read_slot(r, i, out)) return false;
+  if (!out->stable) ++report->discarded["torn"];
+  return out->stable;
+}
+
 bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
   const uint64_t epoch = conn_id >> kConnCounterBits;
   if (epoch == 0 || epoch >= epoch_now) return false;  // IDs come from earlier epochs only
@@ -221,11 +229,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     if (base.slots == nullptr) continue;
     placed[w].assign(base.slot_count, kNone);
     for (uint32_t i = 0; i < base.slot_count; ++i) {
-      if (!read_slot(base, i, &s)) continue;  // empty
-      if (!s.stable) {
-        ++report.discarded["torn"];
-        continue;
-      }
+      if (!read_stable(base, i, &s, &report)) continue;
       if (s.header.module != kBaseModule || s.header.schema != kBaseSchema) {
         ++report.discarded["unknown_schema"];
         continue;
@@ -266,11 +270,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
       const MappedRegion& r = old[w][static_cast<size_t>(module)];
       if (r.slots == nullptr) continue;
       for (uint32_t i = 0; i < r.slot_count; ++i) {
-        if (!read_slot(r, i, &s)) continue;
-        if (!s.stable) {
-          ++report.discarded["torn"];
-          continue;
-        }
+        if (!read_stable(r, i, &s, &report)) continue;
         const uint64_t where = i < placed[w].size() ? placed[w][i] : kNone;
         if (where == kNone) {
           ++report.discarded["orphan_slice"];
@@ -322,11 +322,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     const MappedRegion& r = old[w][kFragmentModule];
     if (r.slots == nullptr) continue;
     for (uint32_t i = 0; i < r.slot_count; ++i) {
-      if (!read_slot(r, i, &s)) continue;
-      if (!s.stable) {
-        ++report.discarded["torn"];
-        continue;
-      }
+      if (!read_stable(r, i, &s, &report)) continue;
       if (s.header.module != kFragmentModule || s.header.schema != kFragmentSchema ||
           s.header.length != sizeof(FragmentRecord)) {
         ++report.discarded["unknown_schema"];

@@ -363,21 +363,8 @@ class Server::Session : public std::enable_shared_from_this<Session> {
     if (waiting_ || closed_) return;
     while (!out_.empty()) {
       Outgoing& o = out_.front();
-      iovec iov{o.bytes.data() + o.sent, o.bytes.size() - o.sent};
-      msghdr m{};
-      m.msg_iov = &iov;
-      m.msg_iovlen = 1;
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-      if (o.fd >= 0) {
-        m.msg_control = control;
-        m.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &o.fd, sizeof o.fd);
-      }
-      const ssize_t w = sendmsg(socket_.native_handle(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      const long w = send_with_fd(socket_.native_handle(), o.bytes.data() + o.sent,
+                                  o.bytes.size() - o.sent, o.fd, MSG_DONTWAIT);
       if (w < 0) {
         const int e = errno;
         if (e == EINTR) continue;
