@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "checkpoint/writer.h"
 #include "dataplane/steering.h"
@@ -295,23 +296,32 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
 
   // Phase 3: bases whose slice never came, and the current rules.
   phase = Clock::now();
+  std::vector<std::vector<uint32_t>> kept(workers);
   for (uint32_t w = 0; w < old_workers; ++w) {
     for (uint64_t where : placed[w]) {
       if (where == kNone) continue;
       const auto nw = static_cast<uint32_t>(where >> 32);
       const auto pos = static_cast<uint32_t>(where);
-      if (!complete[nw][pos]) {
+      if (complete[nw][pos]) {
+        kept[nw].push_back(pos);
+      } else {
         ++report.discarded["missing_slice"];
         pipelines[nw]->drop_restored(pos);
+      }
+    }
+  }
+  for (uint32_t nw = 0; nw < workers; ++nw) {
+    std::unique_ptr<bool[]> allowed(new bool[kept[nw].size()]);
+    pipelines[nw]->admits(kept[nw].data(), static_cast<uint32_t>(kept[nw].size()), allowed.get());
+    for (size_t k = 0; k < kept[nw].size(); ++k) {
+      const uint32_t pos = kept[nw][k];
+      if (allowed[k]) {
+        pipelines[nw]->count_restored(pos);
         continue;
       }
-      if (!pipelines[nw]->admits(pos)) {
-        ++report.discarded["policy_denied"];
-        --report.restored[module_name(pipelines[nw]->flows().at(pos).l4)];
-        pipelines[nw]->drop_restored(pos);
-        continue;
-      }
-      pipelines[nw]->count_restored(pos);
+      ++report.discarded["policy_denied"];
+      --report.restored[module_name(pipelines[nw]->flows().at(pos).l4)];
+      pipelines[nw]->drop_restored(pos);
     }
   }
   report.phase_ms["check"] = ms_since(phase);

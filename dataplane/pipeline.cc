@@ -424,22 +424,32 @@ void Pipeline::drop_restored(uint32_t position) {
   flows_->erase(position);
 }
 
-bool Pipeline::admits(uint32_t position) const {
-  // The connection's first packet as the opener sent it, from the port it
-  // arrived on: what policy judged then is judged again.
-  const Connection& c = flows_->at(position);
-  const bool origin_lo = c.flags & Connection::kOriginIsLo;
-  ParsedPacket p;
-  p.kind = FrameKind::ip;
-  p.ip_version = c.key.lo.is_v4() ? 4 : 6;
-  p.proto = c.key.proto;
-  p.zone = c.key.zone;
-  p.side = c.origin_side();
-  p.src = origin_lo ? c.key.lo : c.key.hi;
-  p.dst = origin_lo ? c.key.hi : c.key.lo;
-  p.sport = origin_lo ? c.key.lo_port : c.key.hi_port;
-  p.dport = origin_lo ? c.key.hi_port : c.key.lo_port;
-  return policy_->classify(p).action == Action::allow;
+void Pipeline::admits(const uint32_t* positions, uint32_t n, bool* allowed) const {
+  // Each connection's first packet as the opener sent it, from the port it
+  // arrived on: what policy judged then is judged again, a burst at a time.
+  ParsedPacket packets[Policy::kMaxBulk];
+  const ParsedPacket* ptrs[Policy::kMaxBulk];
+  Policy::Match matches[Policy::kMaxBulk];
+  for (uint32_t done = 0; done < n; done += Policy::kMaxBulk) {
+    const uint32_t k = std::min(n - done, Policy::kMaxBulk);
+    for (uint32_t i = 0; i < k; ++i) {
+      const Connection& c = flows_->at(positions[done + i]);
+      const bool origin_lo = c.flags & Connection::kOriginIsLo;
+      ParsedPacket& p = packets[i];
+      p.kind = FrameKind::ip;
+      p.ip_version = c.key.lo.is_v4() ? 4 : 6;
+      p.proto = c.key.proto;
+      p.zone = c.key.zone;
+      p.side = c.origin_side();
+      p.src = origin_lo ? c.key.lo : c.key.hi;
+      p.dst = origin_lo ? c.key.hi : c.key.lo;
+      p.sport = origin_lo ? c.key.lo_port : c.key.hi_port;
+      p.dport = origin_lo ? c.key.hi_port : c.key.lo_port;
+      ptrs[i] = &p;
+    }
+    policy_->classify_bulk(ptrs, k, matches);
+    for (uint32_t i = 0; i < k; ++i) allowed[done + i] = matches[i].action == Action::allow;
+  }
 }
 
 bool Pipeline::restore_fragment(const FragmentRecord& record) {

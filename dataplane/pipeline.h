@@ -154,9 +154,9 @@ class Pipeline {
   void drop_restored(uint32_t position);
   // Counts a restored connection that recovery keeps.
   void count_restored(uint32_t position);
-  // Whether the current rules would still admit the connection's first
-  // packet; counts nothing.
-  bool admits(uint32_t position) const;
+  // Whether the current rules would still admit each connection's first
+  // packet (allowed[i] for positions[i]); counts nothing.
+  void admits(const uint32_t* positions, uint32_t n, bool* allowed) const;
   // Recovery: adds a fragment record read from the store; false when its
   // datagram is already known or the table is full.
   bool restore_fragment(const FragmentRecord& record);
