@@ -130,23 +130,35 @@ std::unique_ptr<Policy> compile_benchmark_policy() {
   return policy;
 }
 
-uint32_t build_frame(const Tuple& t, Segment s, uint8_t* out) {
-  const bool from_client = side_of(s) == Side::inside;
-  const bool syn = s == Segment::syn || s == Segment::syn_ack;
-  const uint32_t tcp_len = kTcpLen + (syn ? kSynOptionsLen : 0);
-  const uint32_t ip_total = kIpv4Len + tcp_len;
+namespace {
+
+// One Ethernet/IPv4/TCP frame of connection t, from the client or the
+// server, with valid checksums, padded to the Ethernet minimum.
+struct TcpFields {
+  bool from_client;
+  uint32_t seq;
+  uint32_t ack;
+  uint8_t flags;
+  uint16_t window;
+  bool syn_options;  // MSS, window scale, SACK-permitted
+  uint32_t payload;  // bytes of data after the header
+};
+
+uint32_t write_frame(const Tuple& t, const TcpFields& f, uint8_t* out) {
+  const uint32_t tcp_len = kTcpLen + (f.syn_options ? kSynOptionsLen : 0);
+  const uint32_t ip_total = kIpv4Len + tcp_len + f.payload;
   const uint32_t frame_len = kEthLen + ip_total < kMinFrame ? kMinFrame : kEthLen + ip_total;
   std::memset(out, 0, frame_len);
 
   // Ethernet: locally administered MACs, one per side.
   static constexpr uint8_t kClientMac[6] = {0x02, 0, 0, 0, 0, 0x01};
   static constexpr uint8_t kServerMac[6] = {0x02, 0, 0, 0, 0, 0x02};
-  std::memcpy(out, from_client ? kServerMac : kClientMac, 6);
-  std::memcpy(out + 6, from_client ? kClientMac : kServerMac, 6);
+  std::memcpy(out, f.from_client ? kServerMac : kClientMac, 6);
+  std::memcpy(out + 6, f.from_client ? kClientMac : kServerMac, 6);
   store_be16(out + 12, 0x0800);
 
-  const uint32_t src = from_client ? t.client_addr : t.server_addr;
-  const uint32_t dst = from_client ? t.server_addr : t.client_addr;
+  const uint32_t src = f.from_client ? t.client_addr : t.server_addr;
+  const uint32_t dst = f.from_client ? t.server_addr : t.client_addr;
   uint8_t* ip = out + kEthLen;
   ip[0] = 0x45;
   store_be16(ip + 2, static_cast<uint16_t>(ip_total));
@@ -159,41 +171,14 @@ uint32_t build_frame(const Tuple& t, Segment s, uint8_t* out) {
   store_be16(ip + 10, fold(sum_words(ip, kIpv4Len, 0)));
 
   uint8_t* tcp = ip + kIpv4Len;
-  uint32_t seq = 0;
-  uint32_t ack = 0;
-  uint8_t flags = tcpflag::kAck;
-  uint16_t window = 0;
-  switch (s) {
-    case Segment::syn:
-      seq = t.client_isn;
-      flags = tcpflag::kSyn;
-      window = kSynWindow;
-      break;
-    case Segment::syn_ack:
-      seq = t.server_isn;
-      ack = t.client_isn + 1;
-      flags = tcpflag::kSyn | tcpflag::kAck;
-      window = kSynAckWindow;
-      break;
-    case Segment::client_ack:
-      seq = t.client_isn + 1;
-      ack = t.server_isn + 1;
-      window = kClientWindow;
-      break;
-    case Segment::server_ack:
-      seq = t.server_isn + 1;
-      ack = t.client_isn + 1;
-      window = kServerWindow;
-      break;
-  }
-  store_be16(tcp, from_client ? t.client_port : t.server_port);
-  store_be16(tcp + 2, from_client ? t.server_port : t.client_port);
-  store_be32(tcp + 4, seq);
-  store_be32(tcp + 8, ack);
+  store_be16(tcp, f.from_client ? t.client_port : t.server_port);
+  store_be16(tcp + 2, f.from_client ? t.server_port : t.client_port);
+  store_be32(tcp + 4, f.seq);
+  store_be32(tcp + 8, f.ack);
   tcp[12] = static_cast<uint8_t>((tcp_len / 4) << 4);
-  tcp[13] = flags;
-  store_be16(tcp + 14, window);
-  if (syn) {
+  tcp[13] = f.flags;
+  store_be16(tcp + 14, f.window);
+  if (f.syn_options) {
     uint8_t* o = tcp + kTcpLen;
     o[0] = 2;  // MSS 1460
     o[1] = 4;
@@ -207,11 +192,60 @@ uint32_t build_frame(const Tuple& t, Segment s, uint8_t* out) {
     o[10] = 1;  // NOP, NOP
     o[11] = 1;
   }
+  // Data: a recognisable byte pattern.
+  std::memset(tcp + tcp_len, 'd', f.payload);
   // Pseudo-header (RFC 9293 3.1): addresses, protocol, TCP length.
+  const uint32_t segment_len = tcp_len + f.payload;
   uint32_t sum = sum_words(ip + 12, 8, 0);
-  sum += kProtoTcp + tcp_len;
-  store_be16(tcp + 16, fold(sum_words(tcp, tcp_len, sum)));
+  sum += kProtoTcp + segment_len;
+  store_be16(tcp + 16, fold(sum_words(tcp, segment_len, sum)));
   return frame_len;
+}
+
+}  // namespace
+
+uint32_t build_frame(const Tuple& t, Segment s, uint8_t* out) {
+  TcpFields f{};
+  f.from_client = side_of(s) == Side::inside;
+  f.flags = tcpflag::kAck;
+  switch (s) {
+    case Segment::syn:
+      f.seq = t.client_isn;
+      f.flags = tcpflag::kSyn;
+      f.window = kSynWindow;
+      f.syn_options = true;
+      break;
+    case Segment::syn_ack:
+      f.seq = t.server_isn;
+      f.ack = t.client_isn + 1;
+      f.flags = tcpflag::kSyn | tcpflag::kAck;
+      f.window = kSynAckWindow;
+      f.syn_options = true;
+      break;
+    case Segment::client_ack:
+      f.seq = t.client_isn + 1;
+      f.ack = t.server_isn + 1;
+      f.window = kClientWindow;
+      break;
+    case Segment::server_ack:
+      f.seq = t.server_isn + 1;
+      f.ack = t.client_isn + 1;
+      f.window = kServerWindow;
+      break;
+  }
+  return write_frame(t, f, out);
+}
+
+uint32_t build_data_frame(const Tuple& t, bool from_client, uint32_t seq, uint32_t ack,
+                          uint32_t payload, uint8_t* out) {
+  TcpFields f{};
+  f.from_client = from_client;
+  f.seq = seq;
+  f.ack = ack;
+  f.flags = tcpflag::kAck | tcpflag::kPsh;
+  f.window = from_client ? kClientWindow : kServerWindow;
+  f.payload = payload < kMaxPayload ? payload : kMaxPayload;
+  return write_frame(t, f, out);
 }
 
 std::unique_ptr<FrameStore> FrameStore::create(size_t count, size_t stride, std::string* error) {

@@ -63,6 +63,17 @@ inline constexpr size_t kMaxFrame = 128;
 // length: 60 for the pure ACKs, 66 for SYN and SYN/ACK.
 uint32_t build_frame(const Tuple& t, Segment s, uint8_t* out);
 
+// Largest payload build_data_frame writes (the frame stays within kMaxFrame).
+inline constexpr uint32_t kMaxPayload = kMaxFrame - 14 - 20 - 20;
+
+// A data segment (ACK and PSH, `payload` bytes, at most kMaxPayload) of an
+// established connection t, from the client (inside) or the server
+// (outside), with sequence number seq and acknowledgement ack, the same
+// windows as the pure ACKs, valid checksums, padded to 60 bytes. With up to
+// 6 bytes of data the frame is 60 bytes, as long as a pure ACK.
+uint32_t build_data_frame(const Tuple& t, bool from_client, uint32_t seq, uint32_t ack,
+                          uint32_t payload, uint8_t* out);
+
 // Frames in slots of a fixed stride in DPDK memory (rte_malloc: on
 // hugepages when the EAL has them, as mbufs would be), with the side each
 // arrives on. Read in order by the benchmarks, like an RX ring.
