@@ -211,6 +211,17 @@ bool Client::send_report(const nlohmann::json& report, std::string* error) {
   return request({{"type", "report"}, {"report", report}}, &reply, error);
 }
 
+uint32_t Client::renew_epoch(std::string* error) {
+  nlohmann::json reply;
+  if (!request({{"type", "epoch"}}, &reply, error)) return 0;
+  const uint32_t e = reply.value("epoch", 0u);
+  if (e == 0 || e > kMaxEpoch) {
+    *error = "holdfast-ckptd handed out an invalid epoch";
+    return 0;
+  }
+  return e;
+}
+
 bool Client::maintain() {
   if (sock_ >= 0) {
     // The server never speaks unasked: readable means it closed or died.

@@ -63,6 +63,9 @@ class Client {
   // Makes the written set the one to recover from (before forwarding).
   bool commit(std::string* error);
   bool send_report(const nlohmann::json& report, std::string* error);
+  // A further epoch, for when the connection counters of this one run out
+  // (the hello epoch stays the one resume and recovery know). 0 on failure.
+  uint32_t renew_epoch(std::string* error);
 
   // Called periodically by a control thread: notices a lost server and
   // reattaches (hello with "resume") when it is back. Returns connected().

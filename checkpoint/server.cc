@@ -663,6 +663,8 @@ void Server::handle(Session& s, const std::string& payload) {
       handle_clear(s, msg);
     } else if (type == "report") {
       handle_report(s, msg);
+    } else if (type == "epoch") {
+      handle_epoch(s);
     } else {
       fail(s, "unknown message type \"" + printable(type) + "\"");
     }
@@ -1009,6 +1011,22 @@ void Server::handle_clear(Session& s, const json& msg) {
   reports_.erase(app);
   log(LogLevel::info, kComponent, "%s: cleared application %s", s.who().c_str(), app.c_str());
   s.send({{"type", "cleared"}, {"app", app}});
+}
+
+void Server::handle_epoch(Session& s) {
+  if (s.role != Role::writer) {
+    fail(s, "epoch: only a writer takes epochs");
+    return;
+  }
+  std::string error;
+  const uint32_t epoch = store_->next_epoch(&error);
+  if (epoch == 0) {
+    fail(s, "epoch: " + error);
+    return;
+  }
+  log(LogLevel::info, kComponent, "%s: epoch %u handed out for when its counters run out",
+      s.who().c_str(), epoch);
+  s.send({{"type", "epoch"}, {"epoch", epoch}});
 }
 
 void Server::handle_report(Session& s, const json& msg) {

@@ -94,6 +94,7 @@ class Server {
   void handle_query(Session& s, const nlohmann::json& msg);
   void handle_stats(Session& s);
   void handle_clear(Session& s, const nlohmann::json& msg);
+  void handle_epoch(Session& s);
   void handle_report(Session& s, const nlohmann::json& msg);
   bool authenticate(Session& s, const nlohmann::json& msg);
   // Replies with an error and logs it; the connection stays.

@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -119,6 +120,7 @@ struct Runtime {
   std::unique_ptr<holdfast::ckpt::Client> client;
   std::vector<holdfast::ckpt::WorkerCheckpoint> writers;  // one per worker, never resized
   nlohmann::json recovery;
+  std::atomic<uint32_t> spare_epoch{0};  // for workers whose counters run out
 
   ~Runtime() {
     workers.clear();
@@ -279,6 +281,7 @@ bool start_checkpointing(Runtime& rt, const holdfast::Config& config, const AppO
   for (size_t w = 0; w < rt.workers.size(); ++w) {
     rt.workers[w]->pipeline().set_checkpoint(&rt.writers[w], config.checkpoint.store_full_allow);
     rt.ids[w].epoch = rt.client->epoch();
+    rt.ids[w].spare_epoch = &rt.spare_epoch;
     pipelines.push_back(&rt.workers[w]->pipeline());
   }
   if (rt.writers[0].slots() < config.pipeline.connections) {
@@ -312,6 +315,29 @@ bool start_checkpointing(Runtime& rt, const holdfast::Config& config, const AppO
   return true;
 }
 
+// Fetches a fresh epoch from holdfast-ckptd once any worker has used half
+// of its epoch's connection counters, so that it is there when they run out.
+void keep_spare_epoch(Runtime& rt) {
+  uint64_t most = 0;
+  uint32_t newest = 0;
+  for (const holdfast::ConnIdSource& ids : rt.ids) {
+    most = std::max(most, ids.used());
+    newest = std::max(newest, ids.current_epoch());
+  }
+  if (most <= holdfast::kConnCounterMask / 2 || rt.spare_epoch.load() > newest) return;
+  if (!rt.client->connected()) return;  // tried again next second
+  std::string error;
+  const uint32_t epoch = rt.client->renew_epoch(&error);
+  if (epoch == 0) {
+    log(LogLevel::warning, "checkpoint", "cannot get the next epoch yet: %s", error.c_str());
+    return;
+  }
+  rt.spare_epoch.store(epoch, std::memory_order_release);
+  log(LogLevel::info, "checkpoint",
+      "connection counters of epoch %u half used: epoch %u is ready for when they run out", newest,
+      epoch);
+}
+
 // The control thread: keeps the checkpoint server attached and reports when
 // forwarding resumed after a recovery.
 void control_loop(Runtime& rt) {
@@ -340,6 +366,7 @@ void control_loop(Runtime& rt) {
     }
     if (rt.client && std::chrono::steady_clock::now() >= next_maintain) {
       rt.client->maintain();
+      keep_spare_epoch(rt);
       next_maintain = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
   }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,14 +54,43 @@ struct PipelineSettings {
 // interleave counters (first = worker + 1, stride = worker count) so IDs are
 // unique without sharing a cache line; holdfast-replay gives all its
 // pipelines one source so IDs follow capture order whatever the worker count.
+//
+// 2^40 counters last about 12 days at a million new connections a second.
+// Before they run out the dataplane's control thread fetches a fresh epoch
+// from holdfast-ckptd into *spare_epoch; the worker moves to it when its
+// counter does run out. The control thread reads epoch and next while the
+// worker writes them, so both go through atomic_ref (plain moves on x86).
 struct ConnIdSource {
   uint32_t epoch = 1;
   uint64_t next = 1;
   uint64_t stride = 1;
+  std::atomic<uint32_t>* spare_epoch = nullptr;  // 0 in it: none fetched yet
+
   uint64_t take() {
-    const uint64_t counter = next;
-    next += stride;
+    uint64_t counter = next;
+    if (counter > kConnCounterMask) [[unlikely]]
+      counter = move_to_next_epoch();
+    std::atomic_ref<uint64_t>(next).store(counter + stride, std::memory_order_relaxed);
     return make_conn_id(epoch, counter);
+  }
+  // For the control thread.
+  uint64_t used() const {
+    return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(next)).load(std::memory_order_relaxed);
+  }
+  uint32_t current_epoch() const {
+    return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(epoch)).load(std::memory_order_relaxed);
+  }
+
+ private:
+  // Takes the spare epoch (or, with none, the next number: only safe without
+  // a checkpoint server, which alone keeps epochs unique across restarts)
+  // and returns this worker's first counter in it.
+  uint64_t move_to_next_epoch() {
+    const uint32_t spare =
+        spare_epoch != nullptr ? spare_epoch->load(std::memory_order_acquire) : 0;
+    std::atomic_ref<uint32_t>(epoch).store(spare > epoch ? spare : epoch + 1,
+                                           std::memory_order_relaxed);
+    return (next - 1) % stride + 1;
   }
 };
 

@@ -597,6 +597,27 @@ TEST_F(ServerTest, AWritersRecoveryReportIsKeptAndShown) {
   EXPECT_EQ(m->call({{"type", "stats"}})["apps"][0]["report"], report);  // the good one stays
 }
 
+TEST_F(ServerTest, AWriterTakesFurtherEpochsForWhenItsCountersRunOut) {
+  start_server();
+  auto c = client();
+  const json welcome = c->call(writer_hello());
+  ASSERT_EQ(welcome.value("type", ""), "welcome");
+  const uint32_t first = welcome["epoch"].get<uint32_t>();
+  const json next = c->call({{"type", "epoch"}});
+  ASSERT_EQ(next.value("type", ""), "epoch") << next.dump();
+  EXPECT_GT(next["epoch"].get<uint32_t>(), first);
+  // Persisted: the next writer's epoch is newer still, so none repeats.
+  c.reset();
+  auto again = client();
+  json w;
+  EXPECT_TRUE(eventually([&] {
+    w = again->call(writer_hello());
+    return w.value("type", "") == "welcome";
+  })) << w.dump();
+  EXPECT_GT(w["epoch"].get<uint32_t>(), next["epoch"].get<uint32_t>());
+  EXPECT_ERROR(monitor()->call({{"type", "epoch"}}), "only a writer takes epochs");
+}
+
 TEST_F(ServerTest, ClearIsRefusedWhileAWriterIsConnected) {
   start_server();
   auto c = client();

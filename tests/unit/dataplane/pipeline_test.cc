@@ -321,6 +321,29 @@ TEST_F(PipelineTest, ConnectionIdsAreEpochAndStridedCounter) {
   EXPECT_EQ(ids.next, 11u);
 }
 
+TEST(ConnIdSource, MovesToTheSpareEpochWhenItsCountersRunOut) {
+  std::atomic<uint32_t> spare{0};
+  ConnIdSource ids;
+  ids.epoch = 5;
+  ids.stride = 4;
+  ids.next = kConnCounterMask - 4;  // worker 2 of 4: counters 3, 7, 11, ...
+  ids.spare_epoch = &spare;
+  EXPECT_EQ(ids.take(), make_conn_id(5, kConnCounterMask - 4));
+  EXPECT_EQ(ids.take(), make_conn_id(5, kConnCounterMask));  // the last one
+  spare.store(9);
+  // Out of counters: the spare epoch, the worker's first counter in it.
+  EXPECT_EQ(ids.take(), make_conn_id(9, 3));
+  EXPECT_EQ(ids.take(), make_conn_id(9, 7));
+  EXPECT_EQ(ids.current_epoch(), 9u);
+  EXPECT_EQ(ids.used(), 11u);
+  // With no spare (no checkpoint server) the next epoch number.
+  ConnIdSource local;
+  local.epoch = 1;
+  local.next = kConnCounterMask;
+  EXPECT_EQ(local.take(), make_conn_id(1, kConnCounterMask));
+  EXPECT_EQ(local.take(), make_conn_id(2, 1));
+}
+
 TEST_F(PipelineTest, PortReuseAfterTimeWaitGetsANewId) {
   start();
   const uint64_t first = handshake();
