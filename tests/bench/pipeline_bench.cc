@@ -26,9 +26,12 @@
 //                                     second, into the same table holding
 //                                     0.5M-1M live connections, the paced
 //                                     cleaner expiring them (SYN_SENT 1 s)
-//   recovery/conns:N/workers:AtoB     recover_connections of N established
+//   recovery/conns:N/workers:AtoB[/prefaulted]
+//                                     recover_connections of N established
 //                                     TCP connections checkpointed by A
-//                                     workers into B fresh pipelines
+//                                     workers into B fresh pipelines, writing
+//                                     into a freshly punched set (prefaulted:
+//                                     one whose pages are all present)
 //   checkpoint/bytes_per_connection   store bytes per connection (counters)
 //
 // One benchmark iteration is one burst of 32 frames (recovery: one
@@ -843,7 +846,11 @@ struct Recovery : Scenario {
   }
 };
 
-void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t after) {
+// prefaulted: the set to write has every page present (written once, not
+// punched), which takes the page faults of the write phase out: how much of
+// it they are.
+void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t after,
+                 bool prefaulted) {
   auto& s = scenario<Recovery>("recovery/" + std::to_string(n) + "/" + std::to_string(before),
                                [n, before] { return Recovery::build(n, before); });
   const ckpt::RegionSet target = s.target(after);
@@ -852,7 +859,11 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
   for (auto _ : state) {
     // Untimed (the time is the report's): a fresh dataplane of `after`
     // workers writing into a freshly punched set.
-    s.store->punch(target);
+    if (prefaulted) {
+      s.store->prefault(target);
+    } else {
+      s.store->punch(target);
+    }
     std::vector<ConnIdSource> ids(after);
     std::vector<ckpt::WorkerCheckpoint> writers(after);
     std::vector<std::unique_ptr<Pipeline>> pipelines;
@@ -953,16 +964,20 @@ void register_benchmarks() {
   } restarts[] = {{1, 1}, {1, 2}, {2, 2}, {2, 1}};
   for (size_t n : {size_t{10'000}, size_t{100'000}, kMaxConnections}) {
     for (const auto& r : restarts) {
-      const std::string name = "recovery/conns:" + std::to_string(n) +
-                               "/workers:" + std::to_string(r.before) + "to" +
-                               std::to_string(r.after);
-      // Enough recoveries per repetition to take some 200k connections' time.
-      const auto iterations =
-          static_cast<benchmark::IterationCount>(std::max<size_t>(1, 200'000 / n));
-      benchmark::RegisterBenchmark(name.c_str(), bm_recovery, n, r.before, r.after)
-          ->Unit(benchmark::kMillisecond)
-          ->UseManualTime()
-          ->Iterations(iterations);
+      for (bool prefaulted : {false, true}) {
+        // The page faults' share is measured on the same worker count only.
+        if (prefaulted && r.before != r.after) continue;
+        const std::string name = "recovery/conns:" + std::to_string(n) +
+                                 "/workers:" + std::to_string(r.before) + "to" +
+                                 std::to_string(r.after) + (prefaulted ? "/prefaulted" : "");
+        // Enough recoveries per repetition to take some 200k connections' time.
+        const auto iterations =
+            static_cast<benchmark::IterationCount>(std::max<size_t>(1, 200'000 / n));
+        benchmark::RegisterBenchmark(name.c_str(), bm_recovery, n, r.before, r.after, prefaulted)
+            ->Unit(benchmark::kMillisecond)
+            ->UseManualTime()
+            ->Iterations(iterations);
+      }
     }
   }
   for (uint32_t slots : {uint32_t{65'536}, capacity_for(kMaxConnections)}) {
