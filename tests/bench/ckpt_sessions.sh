@@ -27,9 +27,9 @@ mkdir -p "$out"
 
 # group name, filter, repetitions
 all_groups=(
-  "ack1k|^established/conns:1000/csum:on(/ckpt)?$|$reps"
-  "ack100k|^established/conns:100000/csum:on(/ckpt)?$|$reps"
-  "ack1m|^established/conns:1000000/csum:on(/ckpt)?$|$reps"
+  "ack1k|^established/conns:1000/csum:on(/ckpt(/lap:1s)?)?$|$reps"
+  "ack100k|^established/conns:100000/csum:on(/ckpt(/lap:1s)?)?$|$reps"
+  "ack1m|^established/conns:1000000/csum:on(/ckpt(/lap:1s)?)?$|$reps"
   "data1k|^established_data/conns:1000/|$reps"
   "data100k|^established_data/conns:100000/|$reps"
   "data1m|^established_data/conns:1000000/|$reps"

@@ -11,11 +11,15 @@
 //                                     store in /dev/shm (the same table and
 //                                     frames as csum:on, whose runs have the
 //                                     checkpoint detached)
-//   established_data/conns:N/ckpt:off|on
+//   established/conns:N/csum:on/ckpt/lap:1s
+//                                     the same, the clock jumping a second per
+//                                     lap: every packet puts its base slot
+//   established_data/conns:N/ckpt:off|on[/lap:1s]
 //                                     every packet carries 6 bytes of new data
 //                                     and acknowledges all the other end sent,
 //                                     so every packet changes the TCP slice
-//                                     (with ckpt:on, every packet is a put)
+//                                     (with ckpt:on, every packet is a put;
+//                                     lap:1s: and a base put too)
 //   new_connections/fill[/ckpt[:cold]] SYNs of fresh tuples into an empty table
 //                                     (1M into a 1.25M table, then rebuilt);
 //                                     ckpt: with checkpointing into a store
@@ -532,12 +536,25 @@ void report(benchmark::State& state, uint64_t packets, TscMeter& meter) {
   state.counters["chunks_dropped"] = dropped;
 }
 
-void bm_established(benchmark::State& state, size_t n, bool verify_checksums, bool cleaner,
-                    bool checkpoint) {
+// How an established benchmark runs.
+struct EstablishedRun {
+  bool verify_checksums = true;
+  bool cleaner = false;     // Pipeline::clean_paced between bursts
+  bool checkpoint = false;  // checkpointing into the scenario's store
+  // The clock jumps a second at every lap over the connections, so that
+  // every connection's next packet is the first of a new second and puts
+  // its base slot (last seen), which at line rate happens once a second per
+  // connection: at most one packet in 15 at 1M connections, one in 15,000
+  // at 1k. The upper bound of the base writes.
+  bool second_per_lap = false;
+};
+
+void bm_established(benchmark::State& state, size_t n, EstablishedRun run) {
   auto& s = scenario<EstablishedAcks>("established/" + std::to_string(n),
                                       [n] { return EstablishedAcks::build(n); });
   ParseOptions options;
-  options.verify_checksums = verify_checksums;
+  options.verify_checksums = run.verify_checksums;
+  const bool checkpoint = run.checkpoint;
   ParsedPacket parsed[kBurst];
   Verdict verdicts[kBurst];
   Pipeline& pipeline = *s.pipeline;
@@ -550,10 +567,13 @@ void bm_established(benchmark::State& state, size_t n, bool verify_checksums, bo
   meter.start();
   for (auto _ : state) {
     measured_burst(pipeline, frames, s.cursor, options, s.now_ns, parsed, verdicts);
-    if (cleaner) pipeline.clean_paced(s.now_ns);
+    if (run.cleaner) pipeline.clean_paced(s.now_ns);
     s.cursor += kBurst;
-    if (s.cursor == frames.size()) s.cursor = 0;
     s.now_ns += kLineRateBurstNs;
+    if (s.cursor == frames.size()) {
+      s.cursor = 0;
+      if (run.second_per_lap) s.now_ns += 1'000'000'000;
+    }
     meter.burst_done();
   }
   meter.stop();
@@ -571,7 +591,7 @@ void bm_established(benchmark::State& state, size_t n, bool verify_checksums, bo
 
 // Data segments of N established connections, every packet a change of
 // the TCP slice. The frames are regenerated (untimed) once all were fed.
-void bm_established_data(benchmark::State& state, size_t n, bool checkpoint) {
+void bm_established_data(benchmark::State& state, size_t n, bool checkpoint, bool second_per_lap) {
   auto& s = scenario<EstablishedData>("established_data/" + std::to_string(n),
                                       [n] { return EstablishedData::build(n); });
   const ParseOptions options;
@@ -595,8 +615,10 @@ void bm_established_data(benchmark::State& state, size_t n, bool checkpoint) {
       meter.start();
     }
     measured_burst(pipeline, frames, s.cursor, options, s.now_ns, parsed, verdicts);
+    const size_t lap = s.cursor / n;
     s.cursor += kBurst;
     s.now_ns += kLineRateBurstNs;
+    if (second_per_lap && s.cursor / n != lap) s.now_ns += 1'000'000'000;
     meter.burst_done();
   }
   meter.stop();
@@ -927,18 +949,26 @@ void register_benchmarks() {
   auto common = [](benchmark::internal::Benchmark* b) { return b->Unit(benchmark::kNanosecond); };
   for (size_t n : {size_t{1'000}, size_t{100'000}, kMaxConnections}) {
     const std::string conns = "conns:" + std::to_string(n);
-    for (bool csum : {true, false}) {
-      const std::string name = "established/" + conns + "/csum:" + (csum ? "on" : "off");
-      common(benchmark::RegisterBenchmark(name.c_str(), bm_established, n, csum, false, false));
+    const struct {
+      const char* suffix;
+      EstablishedRun run;
+    } runs[] = {
+        {"/csum:on", {}},
+        {"/csum:off", {.verify_checksums = false}},
+        {"/csum:on/cleaner", {.cleaner = true}},
+        {"/csum:on/ckpt", {.checkpoint = true}},
+        {"/csum:on/ckpt/lap:1s", {.checkpoint = true, .second_per_lap = true}},
+    };
+    for (const auto& r : runs) {
+      const std::string name = "established/" + conns + r.suffix;
+      common(benchmark::RegisterBenchmark(name.c_str(), bm_established, n, r.run));
     }
-    std::string name = "established/" + conns + "/csum:on/cleaner";
-    common(benchmark::RegisterBenchmark(name.c_str(), bm_established, n, true, true, false));
-    name = "established/" + conns + "/csum:on/ckpt";
-    common(benchmark::RegisterBenchmark(name.c_str(), bm_established, n, true, false, true));
     for (bool ckpt : {false, true}) {
-      name = "established_data/" + conns + "/ckpt:" + (ckpt ? "on" : "off");
-      common(benchmark::RegisterBenchmark(name.c_str(), bm_established_data, n, ckpt));
+      const std::string name = "established_data/" + conns + "/ckpt:" + (ckpt ? "on" : "off");
+      common(benchmark::RegisterBenchmark(name.c_str(), bm_established_data, n, ckpt, false));
     }
+    const std::string name = "established_data/" + conns + "/ckpt:on/lap:1s";
+    common(benchmark::RegisterBenchmark(name.c_str(), bm_established_data, n, true, true));
   }
   // Whole cycles, whatever --benchmark_min_time says: the cost per
   // connection changes as the table fills, and as the cleaner's sweep

@@ -114,8 +114,8 @@ def compare(a_paths, b_paths):
 
 # Checkpointing on -> the same benchmark off.
 CKPT_PAIRS = [
-    (r"^(established/conns:\d+/csum:on)/ckpt$", r"\1"),
-    (r"^(established_data/conns:\d+)/ckpt:on$", r"\1/ckpt:off"),
+    (r"^(established/conns:\d+/csum:on)/ckpt(/lap:1s)?$", r"\1"),
+    (r"^(established_data/conns:\d+)/ckpt:on(/lap:1s)?$", r"\1/ckpt:off"),
     (r"^(new_connections/fill)/ckpt(:cold)?$", r"\1"),
     (r"^(new_connections/churn)/ckpt$", r"\1"),
 ]
