@@ -52,12 +52,22 @@ netns_setup() {
   ip -n "$NS_IN" link set lo up
   ip -n "$NS_OUT" link set lo up
 
+  netns_config '[{"name": "inside-out", "side": "inside", "action": "allow"}]'
+}
+
+# Writes the configuration holdfast_command points at: the port pair, the
+# given rules (a JSON list), default deny, and optionally more top-level
+# members (JSON, without the braces: '"modules": {...}'). netns_setup writes
+# the default, inside may open anything; a test may call this again after it.
+netns_config() {
+  local rules=$1 extra=${2:-}
   cat >"$WORK/config.json" <<EOF
 {
   "ports": [{"inside": "net_af_packet0", "outside": "net_af_packet1"}],
   "inside_networks": ["10.9.0.1/32"],
-  "rules": [{"name": "inside-out", "side": "inside", "action": "allow"}],
-  "default": "deny"
+  "rules": $rules,
+  "default": "deny"${extra:+,
+  $extra}
 }
 EOF
 }
