@@ -38,17 +38,58 @@ firewall's documented behaviour, not from its code:
     RFC 1858), "frag_of_dropped" when it was dropped, "frag_without_first"
     when it was never seen.
 
+FTP (modules.ftp in the config: enabled unless "enabled" is false, control
+ports "ports" (default [21]), "expectation_timeout" seconds (default 60)):
+
+  * A TCP connection opened to one of the FTP ports is a control
+    connection. Its bytes are read per direction in sequence order, from
+    the raw sequence numbers and payloads tshark shows: a retransmission is
+    read once, a segment ahead of a gap is held until the gap closes, a line
+    may span segments; lines end with LF (an optional CR before it is not
+    part of the line), and a line of more than 512 bytes is skipped.
+  * Announcements (RFC 959 4.1.2, 4.2; RFC 2428; RFC 1123 4.1.2.6): from
+    the client "PORT h1,h2,h3,h4,p1,p2" and "EPRT <d>af<d>addr<d>port<d>"
+    (af 1 IPv4, 2 IPv6); from the server the final line of a 227 reply
+    (the first h1,...,p2 in its text) and of a 229 reply ("(<d><d><d>port<d>)",
+    the server's own address). "nnn-" lines of a multi-line reply do not
+    count. Each opens an expectation for a TCP connection from the other
+    end's address to the announced address and port, any source port,
+    arriving on the port where that end's packets arrive.
+  * Refused (no expectation; the control segment passes as usual): an
+    announced address other than the announcer's (FTP bounce, RFC 2577 3),
+    a port below 1024, arguments that do not parse. A control connection
+    keeps at most 2 pending expectations: a third replaces the oldest.
+  * The first SYN matching a pending, unexpired expectation consumes it: it
+    passes as "expected" without asking policy, opens the next connection
+    ID, and its line carries "master": the control connection's ID. Later
+    packets of the data connection are "established" as usual.
+  * The oracle cross-checks its reading with tshark's FTP dissector: every
+    PORT, EPRT, 227 and 229 tshark decodes (ftp.active.*, ftp.eprt.*,
+    ftp.passive.*, ftp.epsv.*) must be one the oracle read from the same
+    frame (unless tshark, which reads each segment on its own and
+    leniently, cannot read the frame as the firewall must: a
+    retransmission, a segment out of order or holding part of a line,
+    malformed arguments, a multi-line reply, an overlong line), and a data connection tshark ties to a PORT, PASV or EPSV
+    (ftp-data.setup-frame) must be the one the oracle admitted for it.
+
 What the oracle does not model it refuses, with an error, rather than
 guess: VLAN tags, other IP protocols, IPv4 options, and flows idle longer
 than the shortest timeout in force (expiry). Real traffic recorded with
 checksum offloads off has valid checksums and well-formed headers, and
 well-behaved TCP stays in its windows; the synthetic cases
-(gen_synthetic.py) cover everything else.
+(gen_synthetic.py) cover everything else. For FTP it also refuses what the
+contract leaves open or the firewall bounds differently: a line whose
+length is within a few bytes of the 512-byte limit, more than one held
+segment (or more than 512 held bytes) per direction, the same expectation
+announced twice while pending, a data SYN within 10 ms of its
+expectation's expiry, and a data connection consumed after its control
+connection sent a FIN or RST.
 """
 
 import argparse
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 
@@ -79,6 +120,21 @@ FIELDS = [
     "tcp.dstport",
     "tcp.flags.syn",
     "tcp.flags.ack",
+    "tcp.flags.fin",
+    "tcp.flags.reset",
+    "tcp.seq_raw",
+    "tcp.len",
+    "tcp.payload",
+    "ftp.active.cip",
+    "ftp.active.port",
+    "ftp.eprt.ip",
+    "ftp.eprt.ipv6",
+    "ftp.eprt.port",
+    "ftp.passive.ip",
+    "ftp.passive.port",
+    "ftp.epsv.port",
+    "ftp-data.setup-frame",
+    "ftp-data.setup-method",
     "udp.stream",
     "udp.srcport",
     "udp.dstport",
@@ -112,9 +168,10 @@ def conn_id(k):
     return (CONN_EPOCH << 40) | k
 
 
-def fmt(index, reason, conn, passes):
-    return '{"index":%d,"verdict":"%s","reason":"%s","conn":%d}' % (
+def fmt(index, reason, conn, passes, master=None):
+    line = '{"index":%d,"verdict":"%s","reason":"%s","conn":%d' % (
         index, "pass" if passes else "drop", reason, conn)
+    return line + (',"master":%d}' % master if master is not None else "}")
 
 
 class Policy:
@@ -142,6 +199,10 @@ class Policy:
         self.non_ip = l2.get("non_ip", False)
         self.ipv6_nd = l2.get("ipv6_nd", True)
         self.shortest_timeout = self._shortest_timeout(config.get("timeouts", {}))
+        ftp = config.get("modules", {}).get("ftp", {})
+        self.ftp_enabled = ftp.get("enabled", True)
+        self.ftp_ports = set(ftp.get("ports", [21]))
+        self.ftp_timeout = ftp.get("expectation_timeout", 60)
 
     @staticmethod
     def _cidrs(v):
@@ -226,6 +287,282 @@ def integer(s):
     return int(s, 0)
 
 
+# ------------------------------------------------------------------ FTP
+
+FTP_MAX_LINE = 512      # longer control lines are skipped
+FTP_MAX_PENDING = 2     # pending expectations per control connection
+FTP_LINE_DOUBT = 3      # line lengths this close to the limit are refused
+FTP_EXPIRY_DOUBT = 0.01  # seconds: a data SYN this close to expiry is refused
+
+
+def seq_diff(a, b):
+    """a - b in TCP sequence space (RFC 1982), as a signed number."""
+    d = (a - b) & 0xffffffff
+    return d - (1 << 32) if d >= 1 << 31 else d
+
+
+def parse_announcement(line, from_client, announcer):
+    """One complete control line (bytes, without its line end). Returns
+    None for an ordinary line, else (kind, outcome, address, port) with
+    outcome "open", "bounce", "low_port" or "malformed" (address and port
+    None when malformed)."""
+    text = line.decode("latin-1")
+    if from_client:
+        cmd, _, arg = text.partition(" ")
+        cmd = cmd.upper()
+        if cmd == "PORT":
+            parsed = parse_port_args(arg)
+        elif cmd == "EPRT":
+            parsed = parse_eprt_args(arg)
+        else:
+            return None
+        kind = cmd
+    else:
+        # Only a reply's final line, "nnn text", counts; "nnn-" lines are the
+        # start or the middle of a multi-line reply (RFC 959 4.2).
+        if text.startswith("227 "):
+            parsed, kind = parse_227(text[4:]), "227"
+        elif text.startswith("229 "):
+            parsed, kind = parse_229(text[4:], announcer), "229"
+        else:
+            return None
+    if parsed is None:
+        return (kind, "malformed", None, None)
+    address, port = parsed
+    if address != announcer:
+        return (kind, "bounce", address, port)
+    if port < 1024:
+        return (kind, "low_port", address, port)
+    return (kind, "open", address, port)
+
+
+def _bytes_to_endpoint(numbers):
+    if any(int(n) > 255 for n in numbers):
+        return None
+    h = [int(n) for n in numbers]
+    return ipaddress.ip_address("%d.%d.%d.%d" % tuple(h[:4])), h[4] * 256 + h[5]
+
+
+def parse_port_args(arg):
+    """PORT h1,h2,h3,h4,p1,p2 (RFC 959 4.1.2): six decimal bytes."""
+    m = re.fullmatch(r"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})", arg)
+    return _bytes_to_endpoint(m.groups()) if m else None
+
+
+def parse_eprt_args(arg):
+    """EPRT <d>af<d>address<d>port<d> (RFC 2428 2): any delimiter from 33
+    to 126, af 1 (IPv4 dotted quad) or 2 (IPv6 text)."""
+    if not arg or not 33 <= ord(arg[0]) <= 126:
+        return None
+    parts = arg.split(arg[0])
+    if len(parts) != 5 or parts[0] or parts[4]:
+        return None
+    af, address, port = parts[1:4]
+    try:
+        if af == "1":
+            a = ipaddress.IPv4Address(address)
+        elif af == "2":
+            a = ipaddress.IPv6Address(address)
+        else:
+            return None
+    except ValueError:
+        return None
+    if not re.fullmatch(r"\d{1,5}", port) or not 0 < int(port) < 65536:
+        return None
+    return a, int(port)
+
+
+def parse_227(text):
+    """227 text: the first h1,h2,h3,h4,p1,p2 in it (RFC 1123 4.1.2.6: the
+    reply's form varies, so scan for the numbers)."""
+    m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", text)
+    return _bytes_to_endpoint(m.groups()) if m else None
+
+
+def parse_229(text, server):
+    """229 text (<d><d><d>port<d>) (RFC 2428 3): the port, on the server's
+    own address."""
+    m = re.search(r"\(([\x21-\x7e])\1\1(\d{1,5})\1\)", text)
+    if not m or not 0 < int(m.group(2)) < 65536:
+        return None
+    return server, int(m.group(2))
+
+
+class FtpDirection:
+    """One direction of a control connection: the byte stream in sequence
+    order, cut into lines."""
+
+    def __init__(self):
+        self.next = None  # raw sequence number of the next byte to read
+        self.held = []    # [(seq, bytes)] ahead of a gap
+        self.line = bytearray()
+        self.skipped = False  # the last segment completed an overlong line
+
+    def feed(self, seq, data, index):
+        """Returns the lines this segment completes, and whether the segment
+        was plain: read in order, whole lines, nothing held or read twice."""
+        if self.next is None:
+            raise NotModeled("frame %d: FTP control data before the handshake" % index)
+        d = seq_diff(seq, self.next)
+        plain = d == 0 and not self.line and not self.held and data.endswith(b"\n")
+        if d > 0:
+            if self.held or len(data) > FTP_MAX_LINE:
+                raise NotModeled("frame %d: more held out of order than the firewall holds" % index)
+            self.held.append((seq, data))
+            return [], False
+        self.skipped = False
+        lines = self._take(seq, data)
+        while self.held and seq_diff(self.held[0][0], self.next) <= 0:
+            hseq, hdata = self.held.pop(0)
+            lines += self._take(hseq, hdata)
+        return lines, plain and not self.skipped
+
+    def _take(self, seq, data):
+        skip = -seq_diff(seq, self.next)
+        if skip >= len(data):
+            return []  # a retransmission: read once
+        data = data[skip:]
+        self.next = (self.next + len(data)) & 0xffffffff
+        lines = []
+        for b in data:
+            if b == 0x0A:
+                line = bytes(self.line)
+                self.line = bytearray()
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if abs(len(line) - FTP_MAX_LINE) <= FTP_LINE_DOUBT:
+                    raise NotModeled("control line of %d bytes, at the limit" % len(line))
+                if len(line) <= FTP_MAX_LINE:
+                    lines.append(line)
+                else:
+                    self.skipped = True
+            elif len(self.line) <= FTP_MAX_LINE + FTP_LINE_DOUBT:
+                self.line.append(b)
+            else:
+                self.line = self.line[:FTP_MAX_LINE + FTP_LINE_DOUBT + 1]
+        return lines
+
+
+class FtpControl:
+    """A followed control connection."""
+
+    def __init__(self, conn, client, server, client_side):
+        self.conn = conn
+        self.addr = [client, server]  # by direction: 0 from the client, 1 from the server
+        self.side = [client_side, "outside" if client_side == "inside" else "inside"]
+        self.dirs = [FtpDirection(), FtpDirection()]
+        self.pending = []  # expectation keys, oldest first
+        self.ended = False  # a FIN or RST seen
+
+
+class FtpTracker:
+    """Control connections, their announcements and the expectations they
+    open (the contract in the module docstring)."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.controls = {}      # flow key -> FtpControl
+        self.expectations = {}  # (opener, address, port) -> record
+        self.log = []           # (frame, kind, outcome, address, port) of every announcement
+        self.frame_reads = {}   # frame -> [(kind, address, port)] read in that frame
+        self.data_setup = {}    # data flow key -> frame of the announcement it consumed
+        self.odd_frames = set()  # frames whose FTP tshark may read otherwise (not cross-checked)
+
+    def is_control_port(self, dport):
+        return self.policy.ftp_enabled and dport in self.policy.ftp_ports
+
+    def opened(self, key, conn, client, server, side, seq):
+        c = FtpControl(conn, ipaddress.ip_address(client), ipaddress.ip_address(server), side)
+        c.dirs[0].next = (seq + 1) & 0xffffffff
+        self.controls[key] = c
+
+    def segment(self, key, f, index, ts, src):
+        """A passing segment of a flow; read when it is a control connection's."""
+        c = self.controls.get(key)
+        if c is None:
+            return
+        d = 0 if ipaddress.ip_address(src) == c.addr[0] else 1
+        seq = integer(f["tcp.seq_raw"][0])
+        payload = bytes.fromhex(f["tcp.payload"][0]) if f["tcp.payload"] else b""
+        if f["tcp.flags.syn"][0] in ("1", "True"):
+            if payload:
+                raise NotModeled("frame %d: SYN with data on an FTP control connection" % index)
+            if d == 1:
+                c.dirs[1].next = (seq + 1) & 0xffffffff
+            return
+        if payload:
+            lines, plain = c.dirs[d].feed(seq, payload, index)
+            for line in lines:
+                plain = self.line(c, d, line, index, ts) and plain
+            if not plain:
+                self.odd_frames.add(index)
+        if f["tcp.flags.fin"][0] in ("1", "True") or f["tcp.flags.reset"][0] in ("1", "True"):
+            c.ended = True
+
+    def line(self, c, d, line, index, ts):
+        """Reads one control line. Returns False when tshark's reading of
+        the line may differ and need not be checked: malformed arguments,
+        a line of a multi-line reply."""
+        a = parse_announcement(line, d == 0, c.addr[d])
+        if a is None:
+            return d == 0 or re.match(rb"\d{3} ", line) is not None
+        kind, outcome, address, port = a
+        self.log.append((index, kind, outcome, address, port))
+        if address is not None:
+            self.frame_reads.setdefault(index, []).append((kind, address, port))
+        if outcome != "open":
+            return outcome != "malformed"
+        opener = 1 - d
+        key = (c.addr[opener], address, port)
+        if key in self.expectations:
+            raise NotModeled("frame %d: %s announces an expectation already pending" % (index, kind))
+        self.expectations[key] = {"control": c, "expires": ts + self.policy.ftp_timeout,
+                                  "side": c.side[opener], "frame": index}
+        c.pending.append(key)
+        if len(c.pending) > FTP_MAX_PENDING:
+            del self.expectations[c.pending.pop(0)]
+        return True
+
+    def match(self, src, dst, dport, side, ts, index):
+        """The expectation a SYN consumes, or None."""
+        key = (ipaddress.ip_address(src), ipaddress.ip_address(dst), dport)
+        e = self.expectations.get(key)
+        if e is None:
+            return None
+        if abs(ts - e["expires"]) <= FTP_EXPIRY_DOUBT:
+            raise NotModeled("frame %d: data SYN at its expectation's expiry" % index)
+        if ts > e["expires"] or e["side"] != side:
+            return None
+        if e["control"].ended:
+            raise NotModeled("frame %d: data SYN after its control connection closed" % index)
+        del self.expectations[key]
+        e["control"].pending.remove(key)
+        return e
+
+    def cross_check(self, f, index):
+        """tshark's FTP reading of this frame against the oracle's, for the
+        control connections the oracle follows."""
+        if not f["tcp.stream"] or ("tcp", integer(f["tcp.stream"][0])) not in self.controls:
+            return
+        if index in self.odd_frames:
+            return
+        mine = self.frame_reads.get(index, [])
+        theirs = []
+        for ip_field, port_field, kinds in (("ftp.active.cip", "ftp.active.port", ("PORT",)),
+                                            ("ftp.eprt.ip", "ftp.eprt.port", ("EPRT",)),
+                                            ("ftp.eprt.ipv6", "ftp.eprt.port", ("EPRT",)),
+                                            ("ftp.passive.ip", "ftp.passive.port", ("227",))):
+            if f[ip_field] and f[port_field]:
+                theirs.append((kinds, ipaddress.ip_address(f[ip_field][0]), integer(f[port_field][0])))
+        if f["ftp.epsv.port"]:
+            theirs.append((("229",), None, integer(f["ftp.epsv.port"][0])))
+        for kinds, address, port in theirs:
+            if not any(k in kinds and p == port and (address is None or a == address)
+                       for k, a, p in mine):
+                raise NotModeled("frame %d: tshark reads %s %s port %d, the oracle does not"
+                                 % (index, kinds[0], address, port))
+
+
 class Oracle:
     def __init__(self, policy):
         self.policy = policy
@@ -233,6 +570,7 @@ class Oracle:
         self.flows = {}      # flow key -> {"conn", "last", "proto"}
         self.tuples = {}     # (proto, src, sport, dst, dport) as the opener sent -> flow key
         self.fragments = {}  # (src, dst, id, proto) -> (reason, conn)
+        self.ftp = FtpTracker(policy)
 
     def open_flow(self, key, tup, ts):
         conn = conn_id(self.next_conn)
@@ -262,6 +600,43 @@ class Oracle:
             return (reason, 0)
         return ("new_connection", self.open_flow(key, tup, ts))
 
+    def tcp_packet(self, f, index, ts, key, tup, syn_only, side):
+        """A TCP segment: established, an expected data connection's SYN, or
+        the first segment of a flow, judged by policy. Passing segments of
+        FTP control connections are read by the FTP tracker."""
+        _, src, sport, dst, dport = tup
+        if key in self.flows:
+            conn = self.touch(key, ts, index)
+            self.ftp.segment(key, f, index, ts, src)
+            return ("established", conn)
+        if not syn_only:
+            return ("tcp_mid_stream", 0)
+        e = self.ftp.match(src, dst, dport, side, ts, index) if self.policy.ftp_enabled else None
+        if e is not None:
+            self.ftp.data_setup[key] = e["frame"]
+            return ("expected", self.open_flow(key, tup, ts), e["control"].conn)
+        reason = self.policy.decide(side, 6, src, dst, sport, dport)
+        if reason != "new_connection":
+            return (reason, 0)
+        conn = self.open_flow(key, tup, ts)
+        if self.ftp.is_control_port(dport):
+            self.ftp.opened(key, conn, src, dst, side, integer(f["tcp.seq_raw"][0]))
+        return ("new_connection", conn)
+
+    def cross_check(self, f, index):
+        """After a frame: tshark's reading of its FTP must be the oracle's;
+        a data connection tshark ties to a PORT, PASV or EPSV must be the
+        one the oracle admitted for that announcement."""
+        self.ftp.cross_check(f, index)
+        if not f["ftp-data.setup-frame"] or not f["ftp-data.setup-method"] or not f["tcp.stream"]:
+            return
+        key = ("tcp", integer(f["tcp.stream"][0]))
+        mine = self.ftp.data_setup.get(key)
+        theirs = integer(f["ftp-data.setup-frame"][0])
+        if mine is not None and mine != theirs:
+            raise NotModeled("frame %d: tshark ties its data connection to frame %d, the oracle to %d"
+                             % (index, theirs, mine))
+
     def related(self, error_dst, inner):
         """inner: (proto, src, sport, dst, dport) of the quoted packet."""
         proto, src, sport, dst, dport = inner
@@ -289,7 +664,7 @@ class Oracle:
     def later_fragment(self, key):
         if key not in self.fragments:
             return ("frag_without_first", 0)
-        reason, conn = self.fragments[key]
+        reason, conn = self.fragments[key][:2]
         passes = reason in PASSING
         return ("fragment" if passes else "frag_of_dropped", conn)
 
@@ -337,8 +712,8 @@ class Oracle:
             stream = integer(f["tcp.stream"][0])
             sport, dport = integer(f["tcp.srcport"][0]), integer(f["tcp.dstport"][0])
             syn_only = f["tcp.flags.syn"][0] in ("1", "True") and f["tcp.flags.ack"][0] in ("0", "False")
-            return self.flow_packet(index, ts, ("tcp", stream), (6, src, sport, dst, dport), syn_only,
-                                    side, 6, src, dst, sport, dport, "tcp_mid_stream")
+            return self.tcp_packet(f, index, ts, ("tcp", stream), (6, src, sport, dst, dport),
+                                   syn_only, side)
         if proto == 17:
             stream = integer(f["udp.stream"][0])
             sport, dport = integer(f["udp.srcport"][0]), integer(f["udp.dstport"][0])
@@ -382,8 +757,21 @@ def inner_tuple(f, proto, index):
     raise NotModeled("frame %d: ICMP error quoting protocol %d" % (index, inner_proto))
 
 
-PASSING = {"new_connection", "established", "related", "untracked", "arp", "non_ip", "ipv6_nd",
-           "fragment"}
+PASSING = {"new_connection", "expected", "established", "related", "untracked", "arp", "non_ip",
+           "ipv6_nd", "fragment"}
+
+
+def verdict_lines(policy, pcap):
+    """The expected verdict lines of a capture (raises NotModeled)."""
+    oracle = Oracle(policy)
+    lines = []
+    for f in run_tshark(pcap):
+        v = oracle.decide(f)
+        oracle.cross_check(f, first(f, "frame.number", int))
+        reason, conn = v[0], v[1]
+        master = v[2] if len(v) > 2 else None
+        lines.append(fmt(first(f, "frame.number", int), reason, conn, reason in PASSING, master))
+    return lines, oracle
 
 
 def main():
@@ -394,12 +782,8 @@ def main():
     args = ap.parse_args()
     with open(args.config) as fh:
         policy = Policy(json.load(fh))
-    oracle = Oracle(policy)
-    lines = []
     try:
-        for f in run_tshark(args.pcap):
-            reason, conn = oracle.decide(f)
-            lines.append(fmt(first(f, "frame.number", int), reason, conn, reason in PASSING))
+        lines, _ = verdict_lines(policy, args.pcap)
     except NotModeled as e:
         sys.exit("oracle.py: %s: %s" % (args.pcap, e))
     with open(args.out, "w") as fh:
