@@ -4,8 +4,9 @@
 # independent oracle (pcaps/oracle.py) and rebuilds pcaps/demo.pcap
 # (pcaps/make_demo.py). Run as root from anywhere:
 #
-#   sudo pcaps/record.sh            # records into pcaps/real/
-#   sudo pcaps/record.sh DIR        # records into DIR instead
+#   sudo pcaps/record.sh                 # records everything into pcaps/real/
+#   sudo pcaps/record.sh DIR             # records into DIR instead
+#   sudo pcaps/record.sh --only ftp      # only the FTP captures (or: base)
 #
 # Topology (one wire, as a bump-in-the-wire firewall would see it):
 #
@@ -20,7 +21,8 @@
 # with them on, captured segments carry partial checksums (and super-sized
 # GSO frames) that no real wire carries.
 #
-# Recorded traffic (all started from the inside host):
+# Recorded traffic (all started from the inside host). Group "base", judged
+# under lab.config.json:
 #   http.pcap       curl: index page, a 60000-byte file, a 404, and the
 #                   index page over IPv6 from python3 -m http.server
 #   iperf3-udp.pcap iperf3 UDP test, 800 kbit/s for 1 s, 200-byte datagrams,
@@ -30,6 +32,18 @@
 #                   (answered by ICMP / ICMPv6 port unreachable)
 #   demo-traffic.pcap  the real half of the demo: three curl fetches (one
 #                   IPv6), a short iperf3 UDP test, ping and ping -6
+# Group "ftp", judged under ftp.config.json: curl against vsftpd (anonymous,
+# passive ports 30000-30099, active data connections from port 20):
+#   ftp-passive.pcap  PASV download (curl --disable-epsv); copied to
+#                   ftp-passive-disabled.pcap, judged with the module off
+#   ftp-active.pcap PORT download (curl -P - --disable-eprt)
+#   ftp-epsv.pcap   EPSV download (curl's default)
+#   ftp-eprt.pcap   EPRT download (curl -P -)
+#   ftp-ipv6.pcap   an EPSV and an EPRT download over IPv6
+#   ftp-multi.pcap  one control connection (curl --next keeps it): three
+#                   downloads, a directory listing and an upload
+#   ftp-aborted.pcap  a 2 MB download read at 16 kB/s and given up by
+#                   curl --max-time 2: the data connection ends mid-stream
 #
 # Everything the script starts (namespaces, servers, tcpdump) is removed on
 # exit, also on failure or interruption; KEEP_WORK=1 keeps the scratch
@@ -37,6 +51,14 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+GROUPS_WANTED="base ftp"
+if [ "${1:-}" = --only ]; then
+  case "${2:-}" in
+    base|ftp) GROUPS_WANTED=$2 ;;
+    *) echo "record.sh: --only takes base or ftp" >&2; exit 2 ;;
+  esac
+  shift 2
+fi
 OUT=${1:-$HERE/real}
 PY=/usr/bin/python3
 MAX_BYTES=300000
@@ -45,9 +67,14 @@ if [ "$(id -u)" != 0 ]; then
   echo "record.sh: must run as root (network namespaces, tcpdump)" >&2
   exit 1
 fi
-for tool in ip ethtool tcpdump tshark curl iperf3 ping ss; do
+export PATH=$PATH:/usr/sbin:/sbin  # vsftpd lives in /usr/sbin
+wants() { case " $GROUPS_WANTED " in *" $1 "*) return 0 ;; esac; return 1; }
+TOOLS="ip ethtool tcpdump tshark curl ss"
+if wants base; then TOOLS="$TOOLS iperf3 ping"; fi
+if wants ftp; then TOOLS="$TOOLS vsftpd"; fi
+for tool in $TOOLS; do
   if ! command -v "$tool" >/dev/null; then
-    echo "record.sh: $tool is missing (apt-get install iproute2 ethtool tcpdump tshark curl iperf3 iputils-ping)" >&2
+    echo "record.sh: $tool is missing (apt-get install iproute2 ethtool tcpdump tshark curl iperf3 iputils-ping vsftpd)" >&2
     exit 1
   fi
 done
@@ -236,20 +263,125 @@ traffic_demo() {
   fetch "http://[$OUT_V6]:8000/index.html"
 }
 
+# vsftpd in the outside namespace: anonymous downloads from pub/, uploads
+# into upload/, passive ports 30000-30099, active data connections from port
+# 20. No seccomp sandbox and no namespaces of its own (it already runs in
+# one); in the foreground, so cleanup stops it.
+start_ftp_server() {
+  local root=$WORK/ftp
+  mkdir -p "$root/pub" "$root/upload" "$WORK/empty"
+  chmod 755 "$WORK" "$root" "$root/pub"
+  chmod 555 "$WORK/empty"
+  chown ftp "$root/upload"
+  # Small files of a fixed pattern: a readme, 2000 and 20000 bytes, and
+  # 2 MB for the aborted download (of which a fraction crosses the wire).
+  printf 'Holdfast test FTP server: these files are for the capture tests.\r\n' >"$root/pub/README"
+  "$PY" -c 'import sys; sys.stdout.write("0123456789abcdef" * 125)' >"$root/pub/small.bin"
+  "$PY" -c 'import sys; sys.stdout.write("fedcba9876543210" * 1250)' >"$root/pub/medium.bin"
+  "$PY" -c 'import sys; sys.stdout.write("holdfast-aborted" * 131072)' >"$root/pub/large.bin"
+  chmod 644 "$root"/pub/*
+  printf 'uploaded by the capture test\n' >"$WORK/upload.txt"
+  cat >"$WORK/vsftpd.conf" <<EOF
+listen=NO
+listen_ipv6=YES
+background=NO
+anonymous_enable=YES
+no_anon_password=YES
+local_enable=NO
+anon_root=$root
+write_enable=YES
+anon_upload_enable=YES
+anon_mkdir_write_enable=NO
+anon_other_write_enable=NO
+anon_umask=022
+pasv_enable=YES
+pasv_min_port=30000
+pasv_max_port=30099
+port_enable=YES
+connect_from_port_20=YES
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+secure_chroot_dir=$WORK/empty
+dirmessage_enable=NO
+hide_ids=YES
+ftpd_banner=Holdfast test FTP server
+xferlog_enable=YES
+vsftpd_log_file=$WORK/vsftpd.log
+EOF
+  ip netns exec "$NS_OUT" vsftpd "$WORK/vsftpd.conf" >"$WORK/vsftpd.out" 2>&1 &
+  BG_PIDS+=("$!")
+  wait_listen tln 21
+}
+
+# ftp_get CURL-ARGS... URL: one curl run, described on stdout.
+ftp_get() {
+  in_ns curl -sS -o /dev/null -w "record.sh: %{url_effective} -> %{response_code}, %{size_download} bytes\n" "$@"
+}
+
+traffic_ftp_passive() { ftp_get --disable-epsv "ftp://$OUT_V4/pub/small.bin"; }
+traffic_ftp_active() { ftp_get -P - --disable-eprt "ftp://$OUT_V4/pub/small.bin"; }
+traffic_ftp_epsv() { ftp_get "ftp://$OUT_V4/pub/small.bin"; }
+traffic_ftp_eprt() { ftp_get -P - "ftp://$OUT_V4/pub/small.bin"; }
+
+traffic_ftp_ipv6() {
+  ftp_get "ftp://[$OUT_V6]/pub/small.bin"
+  ftp_get -P - "ftp://[$OUT_V6]/pub/README"
+}
+
+# One curl, one control connection (--next keeps it): three downloads, a
+# listing of pub/ and an upload.
+traffic_ftp_multi() {
+  in_ns curl -sS -w "record.sh: %{url_effective} -> %{response_code}, %{num_connects} new connections\n" \
+    -o /dev/null "ftp://$OUT_V4/pub/README" \
+    -o /dev/null "ftp://$OUT_V4/pub/small.bin" \
+    -o /dev/null "ftp://$OUT_V4/pub/medium.bin" \
+    -o /dev/null "ftp://$OUT_V4/pub/" \
+    --next -T "$WORK/upload.txt" "ftp://$OUT_V4/upload/"
+}
+
+# A download curl reads at 16 kB/s and gives up after 2 s (exit 28): it
+# closes the data connection with most of the file unsent.
+traffic_ftp_aborted() {
+  local rc=0
+  in_ns curl -sS -o /dev/null --limit-rate 16k --max-time 2 "ftp://$OUT_V4/pub/large.bin" 2>/dev/null || rc=$?
+  if [ "$rc" != 28 ]; then
+    echo "record.sh: the aborted download exited $rc, not 28 (timed out)" >&2
+    return 1
+  fi
+  echo "record.sh: ftp://$OUT_V4/pub/large.bin given up by --max-time"
+}
+
 mkdir -p "$OUT"
 setup
-start_http_server
-capture http traffic_http
-capture iperf3-udp traffic_iperf3
-capture icmp traffic_icmp
-capture demo-traffic traffic_demo
-
-for name in http iperf3-udp icmp demo-traffic; do
-  "$PY" "$HERE/oracle.py" --config "$HERE/lab.config.json" --pcap "$OUT/$name.pcap" \
-    --out "$OUT/$name.expected.jsonl"
-done
+if wants base; then
+  start_http_server
+  capture http traffic_http
+  capture iperf3-udp traffic_iperf3
+  capture icmp traffic_icmp
+  capture demo-traffic traffic_demo
+  for name in http iperf3-udp icmp demo-traffic; do
+    "$PY" "$HERE/oracle.py" --config "$HERE/lab.config.json" --pcap "$OUT/$name.pcap" \
+      --out "$OUT/$name.expected.jsonl"
+  done
+fi
+if wants ftp; then
+  start_ftp_server
+  for name in passive active epsv eprt ipv6 multi aborted; do
+    capture "ftp-$name" "traffic_ftp_$name"
+    "$PY" "$HERE/oracle.py" --config "$HERE/ftp.config.json" --pcap "$OUT/ftp-$name.pcap" \
+      --out "$OUT/ftp-$name.expected.jsonl"
+  done
+  # The control: the same passive session judged with the module off.
+  cp "$OUT/ftp-passive.pcap" "$OUT/ftp-passive-disabled.pcap"
+  "$PY" "$HERE/oracle.py" --config "$HERE/ftp-disabled.config.json" \
+    --pcap "$OUT/ftp-passive-disabled.pcap" --out "$OUT/ftp-passive-disabled.expected.jsonl"
+fi
+# The demo is real/demo-traffic.pcap, the session of real/ftp-active.pcap and
+# attacks: rebuilt after recording into pcaps/real.
 if [ "$OUT" = "$HERE/real" ]; then
   "$PY" "$HERE/make_demo.py" --traffic "$OUT/demo-traffic.pcap" \
-    --traffic-expected "$OUT/demo-traffic.expected.jsonl" --out-dir "$HERE"
+    --traffic-expected "$OUT/demo-traffic.expected.jsonl" \
+    --ftp "$OUT/ftp-active.pcap" --ftp-expected "$OUT/ftp-active.expected.jsonl" --out-dir "$HERE"
 fi
 echo "record.sh: done"
