@@ -61,8 +61,8 @@ ATTACKER4, ATTACKER6 = "203.0.113.66", "2001:db8:bad::66"
 ROUTER4, ROUTER6 = "198.51.100.1", "2001:db8:100::1"
 LINK_IN6, LINK_OUT6 = "fe80::ff:fe00:a", "fe80::ff:fe00:14"
 
-PASSING = {"new_connection", "established", "related", "untracked", "arp", "non_ip", "ipv6_nd",
-           "fragment"}
+PASSING = {"new_connection", "expected", "established", "related", "untracked", "arp", "non_ip",
+           "ipv6_nd", "fragment"}
 
 
 def is_inside(addr):
@@ -99,21 +99,26 @@ class Capture:
         self.lines = []
         self.next_k = 1
 
-    def add(self, pkt, reason, conn=0, step_us=1000):
+    def add(self, pkt, reason, conn=0, step_us=1000, master=None):
         """Appends a frame 1 ms (step_us) after the previous one. A frame
-        expected as new_connection opens the next connection: the call
-        returns its ID. conn: the connection an other verdict names."""
+        expected as new_connection or expected (an FTP data connection's
+        SYN, admitted by its control connection `master`) opens the next
+        connection: the call returns its ID. conn: the connection an other
+        verdict names."""
         data = bytes(pkt)
         if self.records:
             self.t += step_us
-        if reason == "new_connection":
+        if (reason == "expected") != (master is not None):
+            raise ValueError("%s: an expected verdict, and only one, names its master" % self.name)
+        if reason in ("new_connection", "expected"):
             if conn:
-                raise ValueError("%s: new_connection takes no conn" % self.name)
+                raise ValueError("%s: %s takes no conn" % (self.name, reason))
             conn = (CONN_EPOCH << 40) | self.next_k
             self.next_k += 1
         self.records.append((self.t, data))
-        self.lines.append('{"index":%d,"verdict":"%s","reason":"%s","conn":%d}' % (
-            len(self.records), "pass" if reason in PASSING else "drop", reason, conn))
+        self.lines.append('{"index":%d,"verdict":"%s","reason":"%s","conn":%d%s}' % (
+            len(self.records), "pass" if reason in PASSING else "drop", reason, conn,
+            ',"master":%d' % master if master is not None else ""))
         return conn
 
     def wait(self, seconds):
@@ -1444,6 +1449,383 @@ def malformed_l4(cap):
     cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / Raw(v6_inner)), "icmp_bad_inner")
     later = IPerror(src=CLIENT4, dst=SERVER4, proto=17, frag=10) / Raw(payload(8))
     cap.add(frame(SERVER4, CLIENT4, ICMP(type=3, code=3) / later), "icmp_bad_inner")
+
+
+# -------------------------------------------------------------------- FTP
+#
+# Judged under synthetic-ftp.config.json: the inside may open TCP to 21,
+# 2121 (both FTP control ports of the module) and 2100 (not one); nothing
+# else is allowed, so a data connection passes only when the FTP module
+# admits it ("expected", with "master": its control connection's ID).
+# Expectations last 5 s. The contract (modules/ftp/ftp.h): announcements
+# PORT and EPRT from the client, the final line of 227 and 229 replies from
+# the server; refused when the announced address is not the announcer's
+# (FTP bounce, RFC 2577 3), the port is below 1024, or the arguments do not
+# parse; at most 2 pending per control connection, the oldest replaced; the
+# first matching SYN consumes an expectation; lines are read in sequence
+# order, across segments, lines over 512 bytes skipped.
+
+FTP_CONFIG = "synthetic-ftp.config.json"
+
+
+def hp(addr, port):
+    """h1,h2,h3,h4,p1,p2 of an IPv4 address and a port (RFC 959 4.1.2)."""
+    return "%s,%d,%d" % (addr.replace(".", ","), port >> 8, port & 0xff)
+
+
+class FtpControl:
+    """An FTP control connection: a handshake, then each command and reply
+    one PSH/ACK segment acknowledging everything the other end sent. Every
+    frame of it is established (the control connection is ordinary TCP)."""
+
+    def __init__(self, cap, client, cport, server, sport=21, cisn=0x46000000, sisn=0x47000000,
+                 banner=True):
+        self.cap = cap
+        self.t = Tcp(client, cport, server, sport, cisn, sisn)
+        self.k = self.t.handshake(cap)
+        if banner:
+            self.reply("220 Holdfast synthetic FTP server")
+
+    def send(self, from_client, data, **kw):
+        self.cap.add(self.t.seg(from_client, "PA", data, **kw), "established", self.k)
+
+    def cmd(self, text):
+        self.send(True, text.encode() + b"\r\n")
+
+    def reply(self, text):
+        self.send(False, text.encode() + b"\r\n")
+
+    def ack(self, from_client):
+        self.cap.add(self.t.seg(from_client, "A"), "established", self.k)
+
+    def close(self):
+        self.cmd("QUIT")
+        self.reply("221 Goodbye.")
+        self.t.close(self.cap, self.k)
+
+
+def data_conn(cap, opener, oport, target, tport, reason, master=None, isn=0x48000000, data=b""):
+    """A data connection's SYN with the verdict `reason`; when it passes
+    (expected), the rest of the connection: SYN/ACK, ACK, `data` from the
+    opener (active mode: the server sends the file), FIN both ways, all
+    established. Returns the connection ID (0 when the SYN is dropped)."""
+    t = Tcp(opener, oport, target, tport, isn, isn + 0x01000000)
+    k = cap.add(t.seg(True, "S"), reason, master=master)
+    if reason != "expected":
+        return 0
+    cap.add(t.seg(False, "SA"), "established", k)
+    cap.add(t.seg(True, "A"), "established", k)
+    if data:
+        cap.add(t.seg(True, "PA", data), "established", k)
+        cap.add(t.seg(False, "A"), "established", k)
+    t.close(cap, k)
+    return k
+
+
+@case(config=FTP_CONFIG)
+def ftp_bounce(cap):
+    """FTP bounce (RFC 2577 3): announcements naming an address other than
+    the announcer's are refused, so the data SYN they ask for is judged by
+    policy: PORT naming the inside web server 10.0.0.80 (the server would
+    connect into the inside network) and the attacker 203.0.113.66, EPRT
+    naming 10.0.0.80, EPRT |2| naming an IPv6 address on an IPv4 session,
+    a 227 reply naming the attacker (the client would connect there), and
+    over IPv6 an EPRT naming fd00:0:0:1::80: every such SYN is
+    default_deny. The control segments themselves pass, and a PORT naming
+    the client itself afterwards works (expected)."""
+    c = FtpControl(cap, CLIENT4, 40200, SERVER4)
+    c.cmd("PORT " + hp(WEB4, 50000))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, WEB4, 50000, "default_deny")
+    c.cmd("PORT " + hp(ATTACKER4, 50001))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, ATTACKER4, 50001, "default_deny")
+    c.cmd("EPRT |1|%s|50002|" % WEB4)
+    c.reply("200 EPRT command successful.")
+    data_conn(cap, SERVER4, 20, WEB4, 50002, "default_deny")
+    c.cmd("EPRT |2|%s|50003|" % CLIENT6)
+    c.reply("200 EPRT command successful.")
+    data_conn(cap, SERVER6, 20, CLIENT6, 50003, "default_deny")
+    c.cmd("PASV")
+    c.reply("227 Entering Passive Mode (%s)." % hp(ATTACKER4, 50004))
+    data_conn(cap, CLIENT4, 41000, ATTACKER4, 50004, "default_deny")
+    c.cmd("PORT " + hp(CLIENT4, 50005))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50005, "expected", c.k, data=payload(300))
+    c.close()
+    c6 = FtpControl(cap, CLIENT6, 40201, SERVER6)
+    c6.cmd("EPRT |2|%s|50006|" % WEB6)
+    c6.reply("200 EPRT command successful.")
+    data_conn(cap, SERVER6, 20, WEB6, 50006, "default_deny")
+    c6.cmd("EPRT |2|%s|50007|" % CLIENT6)
+    c6.reply("200 EPRT command successful.")
+    data_conn(cap, SERVER6, 20, CLIENT6, 50007, "expected", c6.k, data=payload(300))
+    c6.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_low_port(cap):
+    """Announced ports below 1024 are refused (RFC 2577 3: a bounce to a
+    privileged service): PORT to port 25, EPRT to 1023 and a 229 reply for
+    1023; each would-be data SYN is default_deny. Port 1024 itself is
+    allowed: PORT 10,0,0,10,4,0 opens an expectation and its SYN passes as
+    expected."""
+    c = FtpControl(cap, CLIENT4, 40210, SERVER4)
+    c.cmd("PORT " + hp(CLIENT4, 25))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 25, "default_deny")
+    c.cmd("EPRT |1|%s|1023|" % CLIENT4)
+    c.reply("200 EPRT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 1023, "default_deny")
+    c.cmd("EPSV")
+    c.reply("229 Entering Extended Passive Mode (|||1023|)")
+    data_conn(cap, CLIENT4, 41010, SERVER4, 1023, "default_deny")
+    c.cmd("PORT " + hp(CLIENT4, 1024))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 1024, "expected", c.k, data=payload(100))
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_split_commands(cap):
+    """Lines assembled across segments: a PORT command in three segments
+    ("PO", "RT 10,0,0,1", "0,195,120" CRLF); a data SYN sent after the
+    second is default_deny (nothing announced yet), the same SYN sent again
+    after the third passes as expected. A 227 reply split in the middle of
+    its last number ("...195,1" then "30)."): read per segment it would
+    name port 49921 (default_deny), read as a line it names 50050
+    (expected). An EPRT whose CR and LF arrive in different segments."""
+    c = FtpControl(cap, CLIENT4, 40220, SERVER4)
+    c.send(True, b"PO")
+    c.send(True, b"RT 10,0,0,1")
+    syn = Tcp(SERVER4, 20, CLIENT4, 50040, 0x48100000, 0x49100000)
+    cap.add(syn.seg(True, "S", seq=0x48100000), "default_deny")
+    c.send(True, b"0,195,120\r\n")
+    c.reply("200 PORT command successful.")
+    assert 195 * 256 + 120 == 50040
+    data_conn(cap, SERVER4, 20, CLIENT4, 50040, "expected", c.k, isn=0x48100000, data=payload(200))
+    c.cmd("PASV")
+    c.send(False, b"227 Entering Passive Mode (198,51,100,20,195,1")
+    c.ack(True)
+    data_conn(cap, CLIENT4, 41020, SERVER4, 195 * 256 + 1, "default_deny")
+    c.send(False, b"30).\r\n")
+    data_conn(cap, CLIENT4, 41021, SERVER4, 195 * 256 + 130, "expected", c.k)
+    c.send(True, b"EPRT |1|10.0.0.10|50060|\r")
+    c.send(True, b"\n")
+    c.reply("200 EPRT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50060, "expected", c.k)
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_out_of_order(cap):
+    """Control bytes read in sequence order. A PORT segment's second half
+    arrives before its first: held, nothing announced yet (a data SYN then
+    is default_deny); when the first half arrives the line completes and
+    the SYN sent again passes as expected. The PORT segment retransmitted
+    after its expectation was consumed is read once: a SYN from another
+    source port to the same port is default_deny. A retransmission that
+    repeats an already read "NOOP" and carries a new PORT (segments
+    repacketised) opens that PORT's expectation once: the first SYN
+    passes, a second from another port is default_deny."""
+    c = FtpControl(cap, CLIENT4, 40230, SERVER4)
+    line = ("PORT " + hp(CLIENT4, 50070) + "\r\n").encode()
+    start = c.t.nxt[True]
+    ack = c.t.nxt[False]
+    c.send(True, line[10:], seq=start + 10, ack=ack)
+    syn = Tcp(SERVER4, 20, CLIENT4, 50070, 0x48200000, 0x49200000)
+    cap.add(syn.seg(True, "S", seq=0x48200000), "default_deny")
+    c.send(True, line[:10], seq=start, ack=ack)
+    c.t.nxt[True] = start + len(line)
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50070, "expected", c.k, isn=0x48200000, data=payload(200))
+    c.send(True, line, seq=start, ack=c.t.nxt[False])
+    data_conn(cap, SERVER4, 2020, CLIENT4, 50070, "default_deny")
+    noop_at = c.t.nxt[True]
+    c.cmd("NOOP")
+    c.reply("200 NOOP ok.")
+    both = b"NOOP\r\n" + ("PORT " + hp(CLIENT4, 50071) + "\r\n").encode()
+    c.send(True, both, seq=noop_at, ack=c.t.nxt[False])
+    c.t.nxt[True] = noop_at + len(both)
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50071, "expected", c.k)
+    c.send(True, both, seq=noop_at, ack=c.t.nxt[False])
+    data_conn(cap, SERVER4, 2021, CLIENT4, 50071, "default_deny")
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_multiline(cap):
+    """Multi-line replies (RFC 959 4.2): only the final "nnn " line counts.
+    A 230- login banner whose lines mention 227 and an address; a 227-
+    reply whose first line names port 50080 and whose padded middle line
+    (" 227 ...") names 50081, ending with "227 ..." naming 50082. SYNs to
+    50080, 50081 and the banner's 50090 are default_deny; to 50082
+    expected. Then a 227 reply whose lines arrive in separate segments."""
+    c = FtpControl(cap, CLIENT4, 40240, SERVER4)
+    c.cmd("USER anonymous")
+    c.reply("331 Please specify the password.")
+    c.cmd("PASS guest")
+    c.send(False, ("230-Welcome to the Holdfast synthetic server.\r\n"
+                   "230-Passive mode: 227 Entering Passive Mode (%s)\r\n"
+                   "230 Login successful.\r\n" % hp(SERVER4, 50090)).encode())
+    data_conn(cap, CLIENT4, 41040, SERVER4, 50090, "default_deny")
+    c.cmd("PASV")
+    c.send(False, ("227-Entering Passive Mode (%s)\r\n"
+                   " 227 Entering Passive Mode (%s)\r\n"
+                   "227 Entering Passive Mode (%s)\r\n" % (hp(SERVER4, 50080), hp(SERVER4, 50081),
+                                                          hp(SERVER4, 50082))).encode())
+    data_conn(cap, CLIENT4, 41041, SERVER4, 50080, "default_deny")
+    data_conn(cap, CLIENT4, 41042, SERVER4, 50081, "default_deny")
+    data_conn(cap, CLIENT4, 41043, SERVER4, 50082, "expected", c.k)
+    c.cmd("PASV")
+    c.send(False, ("227-Entering Passive Mode (%s)\r\n" % hp(SERVER4, 50083)).encode())
+    c.ack(True)
+    data_conn(cap, CLIENT4, 41044, SERVER4, 50083, "default_deny")
+    c.send(False, ("227 Entering Passive Mode (%s)\r\n" % hp(SERVER4, 50084)).encode())
+    data_conn(cap, CLIENT4, 41045, SERVER4, 50084, "expected", c.k)
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_malformed(cap):
+    """Announcements whose arguments do not parse are refused; each
+    would-be data SYN (to the port a lenient reader might take) is
+    default_deny: PORT with 5 numbers, PORT with a port byte of 300 and
+    with an address byte of 266, EPRT with address family 3, a 229 reply
+    without its delimiters, and a 227 reply 600 bytes long (over the
+    512-byte line limit: skipped, not parsed). The line after the overlong
+    one, in the same segment, is read again: its 227 passes as expected,
+    and so does a well-formed PORT at the end."""
+    c = FtpControl(cap, CLIENT4, 40250, SERVER4)
+    c.cmd("PORT 10,0,0,10,195")
+    c.reply("501 Illegal PORT command.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 195 * 256, "default_deny")
+    c.cmd("PORT 10,0,0,10,300,10")
+    c.reply("501 Illegal PORT command.")
+    data_conn(cap, SERVER4, 20, CLIENT4, (300 * 256 + 10) & 0xffff, "default_deny")
+    c.cmd("PORT 10,0,0,266,195,200")
+    c.reply("501 Illegal PORT command.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 195 * 256 + 200, "default_deny")
+    c.cmd("EPRT |3|10.0.0.10|50130|")
+    c.reply("522 Network protocol not supported, use (1,2)")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50130, "default_deny")
+    c.cmd("EPSV")
+    c.reply("229 Entering Extended Passive Mode (50140)")
+    data_conn(cap, CLIENT4, 41050, SERVER4, 50140, "default_deny")
+    c.cmd("PASV")
+    long_line = "227 Entering Passive Mode " + "." * 560 + " (%s)" % hp(SERVER4, 50150)
+    assert len(long_line) > 512 + 64
+    c.send(False, (long_line + "\r\n" +
+                   "227 Entering Passive Mode (%s)\r\n" % hp(SERVER4, 50151)).encode())
+    data_conn(cap, CLIENT4, 41051, SERVER4, 50150, "default_deny")
+    data_conn(cap, CLIENT4, 41052, SERVER4, 50151, "expected", c.k)
+    c.cmd("PORT " + hp(CLIENT4, 50160))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50160, "expected", c.k)
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_flood(cap):
+    """One control connection sends 50 PORT commands for ports 51000-51049
+    (each answered). A control connection keeps at most 2 pending
+    expectations, each new one replacing the oldest, so only 51048 and
+    51049 are open: SYNs to 51000 and 51047 are default_deny, to 51048
+    and 51049 expected."""
+    c = FtpControl(cap, CLIENT4, 40260, SERVER4)
+    for port in range(51000, 51050):
+        c.cmd("PORT " + hp(CLIENT4, port))
+        c.reply("200 PORT command successful.")
+    data_conn(cap, SERVER4, 20, CLIENT4, 51000, "default_deny")
+    data_conn(cap, SERVER4, 20, CLIENT4, 51047, "default_deny")
+    data_conn(cap, SERVER4, 20, CLIENT4, 51048, "expected", c.k)
+    data_conn(cap, SERVER4, 20, CLIENT4, 51049, "expected", c.k)
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_expiry(cap):
+    """Expectations expire after expectation_timeout (5 s here): a 227
+    reply, 6 s of silence, then its data SYN: default_deny. A 229 reply
+    whose SYN comes 4 s later: expected. A PORT whose SYN comes 6 s later:
+    default_deny."""
+    c = FtpControl(cap, CLIENT4, 40270, SERVER4)
+    c.cmd("PASV")
+    c.reply("227 Entering Passive Mode (%s)." % hp(SERVER4, 50200))
+    cap.wait(6)
+    data_conn(cap, CLIENT4, 41070, SERVER4, 50200, "default_deny")
+    c.cmd("EPSV")
+    c.reply("229 Entering Extended Passive Mode (|||50201|)")
+    cap.wait(4)
+    data_conn(cap, CLIENT4, 41071, SERVER4, 50201, "expected", c.k)
+    c.cmd("PORT " + hp(CLIENT4, 50202))
+    c.reply("200 PORT command successful.")
+    cap.wait(6)
+    data_conn(cap, SERVER4, 20, CLIENT4, 50202, "default_deny")
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_wrong_side(cap):
+    """An expectation admits the connection the announcement asked for,
+    opened by the other end of the control connection, and nothing the
+    other way round. After a PORT (the server is to connect from outside
+    to the client's port 50210), a SYN from the client to the server's port
+    50210 arrives on the inside port, the wrong side for that expectation:
+    judged by policy, default_deny; after a 229 reply (the client is to
+    connect to the server's 50211), a SYN from the server to the client's
+    50211, on the outside port: default_deny. The right SYNs then pass as
+    expected. (A frame with the expected opener's own address on the wrong
+    port cannot be replayed: holdfast-replay puts each frame on the port
+    its source address belongs to.)"""
+    c = FtpControl(cap, CLIENT4, 40280, SERVER4)
+    c.cmd("PORT " + hp(CLIENT4, 50210))
+    c.reply("200 PORT command successful.")
+    data_conn(cap, CLIENT4, 41080, SERVER4, 50210, "default_deny")
+    c.cmd("EPSV")
+    c.reply("229 Entering Extended Passive Mode (|||50211|)")
+    data_conn(cap, SERVER4, 41081, CLIENT4, 50211, "default_deny")
+    data_conn(cap, SERVER4, 20, CLIENT4, 50210, "expected", c.k)
+    data_conn(cap, CLIENT4, 41082, SERVER4, 50211, "expected", c.k)
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_consumed(cap):
+    """An expectation is consumed by the first SYN that matches it, and
+    only by a SYN: an ACK to the announced port first is tcp_mid_stream and
+    a UDP datagram to it default_deny, neither consumes it; the SYN then
+    passes as expected; a second SYN from another source port to the same
+    port is judged by policy: default_deny."""
+    c = FtpControl(cap, CLIENT4, 40290, SERVER4)
+    c.cmd("EPSV")
+    c.reply("229 Entering Extended Passive Mode (|||50220|)")
+    stray = Tcp(CLIENT4, 41090, SERVER4, 50220, 0x48300000, 0x49300000)
+    cap.add(stray.seg(True, "A", seq=0x48300001, ack=0x49300001), "tcp_mid_stream")
+    cap.add(frame(CLIENT4, SERVER4, UDP(sport=41090, dport=50220) / Raw(b"not a data connection")),
+            "default_deny")
+    data_conn(cap, CLIENT4, 41091, SERVER4, 50220, "expected", c.k, data=payload(100))
+    data_conn(cap, CLIENT4, 41092, SERVER4, 50220, "default_deny")
+    c.close()
+
+
+@case(config=FTP_CONFIG)
+def ftp_ports(cap):
+    """modules.ftp.ports decides which control connections are followed:
+    one to port 2121 (listed) admits its EPSV data connection, over IPv6
+    (expected); one to port 2100 (allowed by policy, not listed) is
+    ordinary TCP, so the SYN its 227 reply announces is default_deny."""
+    c = FtpControl(cap, CLIENT6, 40300, SERVER6, sport=2121)
+    c.cmd("EPSV")
+    c.reply("229 Entering Extended Passive Mode (|||50230|)")
+    data_conn(cap, CLIENT6, 41100, SERVER6, 50230, "expected", c.k, data=payload(200))
+    c.close()
+    d = FtpControl(cap, CLIENT4, 40301, SERVER4, sport=2100)
+    d.cmd("PASV")
+    d.reply("227 Entering Passive Mode (%s)." % hp(SERVER4, 50231))
+    data_conn(cap, CLIENT4, 41101, SERVER4, 50231, "default_deny")
+    d.close()
 
 
 def build(names=None):

@@ -9,8 +9,10 @@ line per frame, numbered 1..N in order; every reason is one the firewall
 defines (dataplane/verdict.h), with the pass/drop that the header gives it;
 connection IDs are 0 exactly for the reasons that name no connection
 (layer 2, untracked, malformed) and otherwise carry epoch 1; connections
-are numbered 1, 2, ... in the order their new_connection lines come, and
-no line names a connection before it was opened.
+are numbered 1, 2, ... in the order their new_connection and expected
+lines come, and no line names a connection before it was opened. An
+expected line (an FTP data connection admitted by its control connection)
+carries "master", a connection opened before it; no other line does.
 """
 
 import argparse
@@ -24,7 +26,7 @@ NO_CONNECTION = {"untracked", "arp", "non_ip", "ipv6_nd", "arp_denied", "non_ip_
                  "ipv6_nd_denied", "ipv6_nd_bad_hop_limit", "policy_deny", "default_deny",
                  "tcp_mid_stream", "icmp_error_unrelated", "frag_without_first"}
 # Reasons whose packets always belong to one.
-CONNECTION = {"new_connection", "established", "related", "fragment", "tcp_invalid_state",
+CONNECTION = {"new_connection", "expected", "established", "related", "fragment", "tcp_invalid_state",
               "tcp_out_of_window", "tcp_rst_out_of_window", "tcp_bad_synack"}
 
 
@@ -88,7 +90,10 @@ def main():
         for i, line in enumerate(lines, start=1):
             where = "%s frame %d" % (os.path.relpath(epath, args.pcaps), i)
             v = json.loads(line)
-            if set(v) != {"index", "verdict", "reason", "conn"}:
+            keys = {"index", "verdict", "reason", "conn"}
+            if v.get("reason") == "expected":
+                keys.add("master")
+            if set(v) != keys:
                 problems.append("%s: keys %s" % (where, sorted(v)))
                 continue
             if v["index"] != i:
@@ -104,10 +109,14 @@ def main():
             if v["reason"] in CONNECTION and v["conn"] >> 40 != 1:
                 problems.append("%s: %s needs a connection ID (epoch 1)" % (where, v["reason"]))
             k = v["conn"] & ((1 << 40) - 1)
-            if v["reason"] == "new_connection":
+            if v["reason"] in ("new_connection", "expected"):
                 opened += 1
                 if k != opened:
                     problems.append("%s: connection %d opened, expected %d" % (where, k, opened))
+            if "master" in v:
+                m = v["master"] & ((1 << 40) - 1)
+                if v["master"] >> 40 != 1 or not 1 <= m < opened:
+                    problems.append("%s: master %d, not a connection opened before" % (where, m))
             elif v["conn"] != 0 and not 1 <= k <= opened:
                 problems.append("%s: names connection %d, not opened before" % (where, k))
         checked += 1
