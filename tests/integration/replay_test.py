@@ -30,7 +30,10 @@ def load(path):
 def describe(v):
     if v is None:
         return "(no verdict)"
-    return "%s %s conn=%s" % (v["verdict"], v["reason"], conn_text(v["conn"]))
+    text = "%s %s conn=%s" % (v["verdict"], v["reason"], conn_text(v["conn"]))
+    if "master" in v:
+        text += " master=%s" % conn_text(v["master"])
+    return text
 
 
 def conn_text(conn):
