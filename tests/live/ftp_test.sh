@@ -1,0 +1,255 @@
+#!/bin/bash
+# Live FTP test: vsftpd outside, curl inside, holdfast between them on
+# net_af_packet (tests/live/netns.sh) under `holdfastctl supervise`,
+# checkpointing into holdfast-ckptd. The policy lets the inside open TCP to
+# port 21 and nothing else (default deny), so a data connection, which goes
+# to a port the server or the client announced on the control connection,
+# passes only through the pinhole the FTP module opened for it.
+#
+# MODE=passive: a 40 MiB download announced with EPSV (229), then a 40 MiB
+#   upload announced with PASV (227); the inside opens the data connections.
+# MODE=active: a 40 MiB download announced with EPRT, then a 40 MiB upload
+#   announced with PORT; the server opens the data connections to the inside.
+# In the middle of each transfer the dataplane is killed with SIGKILL; the
+# supervisor restarts it with --recover, it rebuilds the control and data
+# connections and the FTP session from the store, and the transfer must
+# complete with the right checksum. The stall (from the kill until the file
+# grows again) is measured and printed.
+#
+# FTP=0: the FTP module is disabled in the configuration and nothing is
+# killed. A passive and an active download must then both fail: the control
+# connection is allowed, the data connection's SYN is dropped by the default
+# deny (final statistics), which shows the test can fail.
+#
+# usage: [MODE=passive|active] [FTP=1|0] ftp_test.sh HOLDFAST HOLDFASTCTL CKPTD
+set -euo pipefail
+
+HOLDFAST=$(realpath "$1")
+HOLDFASTCTL=$(realpath "$2")
+CKPTD=$(realpath "$3")
+MODE=${MODE:-passive}
+FTP=${FTP:-1}
+case "$MODE" in passive | active) ;; *) echo "unknown MODE $MODE"; exit 1 ;; esac
+MIB=40
+source "$(dirname "$0")/netns.sh"
+netns_setup
+if [ "$FTP" = 1 ]; then enabled=true; else enabled=false; fi
+netns_config '[{"name": "ftp-control", "side": "inside", "protocol": "tcp", "dst_ports": 21, "action": "allow"}]' \
+  "\"modules\": {\"ftp\": {\"enabled\": $enabled}}"
+
+# The checkpoint server and the supervised dataplane, as crash_test.sh.
+STORE=/dev/shm/hf-live-ftp-$ID.store
+CLEANUP_EXTRA+=("rm -f $STORE")
+"$CKPTD" --socket "$WORK/ckptd.sock" --store "$STORE" --size-mb 128 >"$WORK/ckptd.log" 2>&1 &
+CKPTD_PID=$!
+CLEANUP_EXTRA+=("kill -TERM $CKPTD_PID 2>/dev/null; wait $CKPTD_PID 2>/dev/null")
+for _ in $(seq 100); do [ -S "$WORK/ckptd.sock" ] && break; sleep 0.05; done
+[ -S "$WORK/ckptd.sock" ] || fail "holdfast-ckptd did not start"
+
+ip netns exec "$NS_FW" "$HOLDFASTCTL" supervise -- $(holdfast_command) --ckpt "$WORK/ckptd.sock" \
+  >"$WORK/stats.json" 2>"$WORK/holdfast.log" &
+SUPERVISOR=$!
+CLEANUP_EXTRA+=("kill -TERM $SUPERVISOR 2>/dev/null; wait $SUPERVISOR 2>/dev/null")
+wait_forwarding "$WORK/holdfast.log"
+
+# vsftpd outside: anonymous, downloads from its root, uploads into upload/,
+# passive data ports 40000-40100, no sandboxing that a namespace could trip
+# over (seccomp, per-session namespaces), the protocol logged.
+mkdir -p "$WORK/ftp/upload" "$WORK/empty" "$WORK/in"
+chmod 755 "$WORK/ftp" "$WORK/empty"
+chown ftp: "$WORK/ftp/upload"
+head -c $((MIB * 1024 * 1024)) /dev/urandom >"$WORK/ftp/down"
+head -c $((MIB * 1024 * 1024)) /dev/urandom >"$WORK/in/up"
+chmod 644 "$WORK/ftp/down"
+cat >"$WORK/vsftpd.conf" <<EOF
+listen=YES
+listen_address=10.9.0.2
+listen_ipv6=NO
+background=NO
+anonymous_enable=YES
+local_enable=NO
+no_anon_password=YES
+anon_root=$WORK/ftp
+write_enable=YES
+anon_upload_enable=YES
+anon_umask=022
+pasv_enable=YES
+pasv_min_port=40000
+pasv_max_port=40100
+port_enable=YES
+connect_from_port_20=NO
+connect_timeout=5
+data_connection_timeout=30
+idle_session_timeout=120
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+secure_chroot_dir=$WORK/empty
+xferlog_enable=YES
+xferlog_std_format=NO
+log_ftp_protocol=YES
+vsftpd_log_file=$WORK/vsftpd.log
+syslog_enable=NO
+EOF
+ip netns exec "$NS_OUT" vsftpd "$WORK/vsftpd.conf" >"$WORK/vsftpd-stderr.log" 2>&1 &
+disown  # netns_cleanup kills it with everything else in the namespace
+vsftpd_up=0
+for _ in $(seq 100); do
+  ip netns exec "$NS_OUT" bash -c "exec 3<>/dev/tcp/10.9.0.2/21" 2>/dev/null && { vsftpd_up=1; break; }
+  sleep 0.05
+done
+[ "$vsftpd_up" = 1 ] || fail "vsftpd did not start"
+
+# The curl options that choose how the data connection is announced.
+announce_args() {
+  case "$1" in
+    EPSV) echo "--ftp-pasv" ;;
+    PASV) echo "--ftp-pasv --disable-epsv" ;;
+    EPRT) echo "--ftp-port -" ;;
+    PORT) echo "--ftp-port - --disable-eprt" ;;
+  esac
+}
+# How many times the client sent COMMAND (vsftpd's protocol log).
+sent() { grep -c "FTP command: .*\"$1[ \"]" "$WORK/vsftpd.log" 2>/dev/null || true; }
+
+KILLS=0
+# transfer download|upload EPSV|PASV|EPRT|PORT: a 40 MiB transfer at about
+# 4 MiB/s, the dataplane killed once 6 MiB have crossed.
+transfer() {
+  local direction=$1 cmd=$2 src dst before
+  if [ "$direction" = download ]; then
+    src=$WORK/ftp/down dst=$WORK/in/down
+    set -- -o "$dst" ftp://10.9.0.2/down
+  else
+    src=$WORK/in/up dst=$WORK/ftp/upload/up
+    set -- -T "$src" ftp://10.9.0.2/upload/up
+  fi
+  before=$(sent "$cmd")
+  ip netns exec "$NS_IN" curl -sS $(announce_args "$cmd") --limit-rate 4M \
+    --connect-timeout 10 --speed-limit 1 --speed-time 6 --max-time 60 "$@" 2>"$WORK/curl.log" &
+  local curl_pid=$!  # on failure netns_cleanup kills it with the namespace
+  # Progress samples (seconds since epoch, bytes so far; they stop with curl)
+  # to measure the stall.
+  (
+    while kill -0 "$curl_pid" 2>/dev/null; do
+      echo "$(date +%s.%N) $(stat -c %s "$dst" 2>/dev/null || echo 0)"
+      sleep 0.01
+    done
+  ) >"$WORK/progress.txt" &
+  local sampler=$!
+
+  local size=0
+  for _ in $(seq 750); do
+    size=$(stat -c %s "$dst" 2>/dev/null || echo 0)
+    [ "$size" -gt $((6 * 1024 * 1024)) ] && break
+    kill -0 "$curl_pid" 2>/dev/null ||
+      fail "the $direction ($cmd) ended before 6 MiB: $(cat "$WORK/curl.log")"
+    sleep 0.02
+  done
+  [ "$size" -gt $((6 * 1024 * 1024)) ] || fail "the $direction ($cmd) did not reach 6 MiB"
+  local dataplane killed_at
+  dataplane=$(pgrep -P "$SUPERVISOR" | head -1)  # the supervisor's child
+  [ -n "$dataplane" ] || fail "cannot find the dataplane process"
+  killed_at=$(date +%s.%N)
+  kill -KILL "$dataplane"
+  KILLS=$((KILLS + 1))
+  echo "killed the dataplane (pid $dataplane) with SIGKILL mid-$direction ($cmd)"
+
+  wait "$curl_pid" || fail "the $direction ($cmd) did not survive the crash: $(cat "$WORK/curl.log")"
+  wait "$sampler" 2>/dev/null || true
+  [ "$(sent "$cmd")" -gt "$before" ] || fail "curl did not announce the data connection with $cmd"
+  [ "$(sha256sum <"$src")" = "$(sha256sum <"$dst")" ] ||
+    fail "the ${direction}ed file differs from the original"
+  grep -q "restart $KILLS with --recover" "$WORK/holdfast.log" ||
+    fail "the supervisor did not restart the dataplane (restart $KILLS)"
+  # The control and the data connection, at least, came back from the store.
+  local restored
+  restored=$(grep -E "restored: " "$WORK/holdfast.log" | tail -n1)
+  [ "$(grep -c "restored: " "$WORK/holdfast.log")" -ge "$KILLS" ] &&
+    echo "$restored" | grep -Eq "tcp ([2-9]|[1-9][0-9]+)" ||
+    fail "the control and data connections were not both recovered after kill $KILLS"
+  # The stall: the longest time after the kill that the file did not grow.
+  # Not simply until it first grew again: the receiver may still be draining
+  # what its socket buffer held when the dataplane died.
+  local stall restart
+  stall=$(/usr/bin/python3 - "$WORK/progress.txt" "$killed_at" "$src" <<'EOF'
+import os, sys
+killed = float(sys.argv[2])
+samples = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 2]
+at_kill = max((size for t, size in samples if t <= killed), default=0)
+if at_kill >= os.path.getsize(sys.argv[3]):
+    print("complete")  # the kill came too late to interrupt anything
+    sys.exit()
+grew = [t for (t, size), (_, prev) in zip(samples[1:], samples) if t > killed and size > prev]
+if not grew:
+    print("unknown")
+    sys.exit()
+stops = [killed] + grew
+gap, start, end = max((b - a, a, b) for a, b in zip(stops, stops[1:]))
+print("%.0f ms (no progress from +%.2f s to +%.2f s after the kill)" %
+      (gap * 1000, start - killed, end - killed))
+EOF
+)
+  [ "$stall" != complete ] || fail "the $direction ($cmd) had finished before the kill"
+  restart=$(grep -o "first packet forwarded [0-9.]* ms after start" "$WORK/holdfast.log" | tail -n1)
+  echo "ok: $MIB MiB $direction ($cmd) survived the kill, checksum matches;" \
+    "stall $stall; restarted dataplane: $restart"
+  echo "    ${restored#*recovery: }; $(grep -E "discarded: " "$WORK/holdfast.log" | tail -n1 | sed 's/.*discarded:/discarded:/')"
+}
+
+# no_transfer passive|active: the data connection must be blocked, and the
+# control connection must have got as far as announcing it (passive: the
+# server's 229, or 227 when curl falls back to PASV; active: the server's 425
+# after it could not connect).
+no_transfer() {
+  local mode=$1 args evidence before
+  if [ "$mode" = passive ]; then
+    args=$(announce_args EPSV) evidence='FTP response: .*"22[79] '
+  else
+    args=$(announce_args EPRT) evidence='FTP response: .*"425 '
+  fi
+  before=$(grep -c "$evidence" "$WORK/vsftpd.log" 2>/dev/null || true)
+  if ip netns exec "$NS_IN" curl -sS $args --connect-timeout 5 --max-time 20 \
+    -o "$WORK/in/down-$mode" ftp://10.9.0.2/down 2>"$WORK/curl.log"; then
+    fail "with the FTP module disabled a $mode data connection got through"
+  fi
+  [ "$(grep -c "$evidence" "$WORK/vsftpd.log" || true)" -gt "$before" ] ||
+    fail "the $mode control connection did not get as far as the data connection"
+  echo "ok: with the FTP module disabled the $mode download failed: $(tail -n1 "$WORK/curl.log");" \
+    "server: $(grep "$evidence" "$WORK/vsftpd.log" | tail -n1 | sed 's/.*", "//; s/"$//')"
+}
+
+if [ "$FTP" = 1 ]; then
+  if [ "$MODE" = passive ]; then
+    transfer download EPSV
+    transfer upload PASV
+  else
+    transfer download EPRT
+    transfer upload PORT
+  fi
+else
+  no_transfer passive
+  no_transfer active
+fi
+
+# Final statistics of the (last) dataplane.
+kill -TERM "$SUPERVISOR"
+wait "$SUPERVISOR" || true
+/usr/bin/python3 - "$WORK/stats.json" "$FTP" <<'EOF' || fail "final statistics are not as expected"
+import json, sys
+stats = json.load(open(sys.argv[1]))
+s = stats["pipeline"]
+reasons = s["reasons"]
+rules = {r["name"]: r["hits"] for r in s["rules"]}
+if sys.argv[2] == "0":
+    # A passive and an active data connection, each at least its first SYN
+    # dropped by the default deny; the control connections allowed.
+    assert reasons.get("default_deny", 0) >= 2, reasons
+    assert rules.get("default", 0) >= 2, rules
+    assert rules.get("ftp-control", 0) >= 2, rules
+    print("ok: statistics: %d dropped as default_deny; rule hits %s" % (reasons["default_deny"], rules))
+else:
+    ftp = stats.get("ftp", s.get("ftp"))
+    print("ok: statistics of the last dataplane: rule hits %s%s" %
+          (rules, "; ftp %s" % json.dumps(ftp) if ftp is not None else ""))
+EOF
