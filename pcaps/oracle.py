@@ -69,7 +69,8 @@ ports "ports" (default [21]), "expectation_timeout" seconds (default 60)):
     frame (unless tshark, which reads each segment on its own and
     leniently, cannot read the frame as the firewall must: a
     retransmission, a segment out of order or holding part of a line,
-    malformed arguments, a multi-line reply, an overlong line), and a data connection tshark ties to a PORT, PASV or EPSV
+    malformed arguments, a multi-line reply, an overlong line), and a
+    data connection tshark ties to a PORT, PASV or EPSV
     (ftp-data.setup-frame) must be the one the oracle admitted for it.
 
 What the oracle does not model it refuses, with an error, rather than
