@@ -1,12 +1,24 @@
 #!/usr/bin/python3
-"""Builds pcaps/demo.pcap: real traffic with a handful of attacks mixed in.
+"""Builds pcaps/demo.pcap: real traffic with an FTP session and a handful of attacks mixed in.
 
     make_demo.py --traffic real/demo-traffic.pcap \
-                 --traffic-expected real/demo-traffic.expected.jsonl --out-dir pcaps/
+                 --traffic-expected real/demo-traffic.expected.jsonl \
+                 --ftp real/ftp-active.pcap --ftp-expected real/ftp-active.expected.jsonl \
+                 --out-dir pcaps/
 
 The real half is pcaps/real/demo-traffic.pcap (recorded by record.sh: curl
 fetches over IPv4 and IPv6, an iperf3 UDP test, ping and ping -6) with its
-oracle-made expected verdicts. Into it go frames an attacker on the outside
+oracle-made expected verdicts, and in its middle the FTP session of
+pcaps/real/ftp-active.pcap (curl downloading a file from vsftpd in active
+mode: PORT, then the server's data connection into the inside, which
+demo.config.json would deny but the FTP module admits as expected). The
+session keeps its oracle-made verdicts (made under ftp.config.json; the
+script checks that none of them depends on a rule demo.config.json does
+not share) and its own spacing; the traffic after it moves on by the
+session's length, and connection IDs are renumbered in the order the
+merged capture opens them. The session is placed where ./run demo's crash
+frame (half the frames) falls after its PORT and before its data SYN, so
+the recovered run must keep the expectation. Into it go frames an attacker on the outside
 (203.0.113.66) sends, each with the verdict the firewall owes it under
 pcaps/demo.config.json (inside may open anything, outside nothing):
 
@@ -23,8 +35,8 @@ pcaps/demo.config.json (inside may open anything, outside nothing):
                    IPv4 total length beyond the frame         ipv4_bad_length
   orphan fragment  a later fragment whose first never came    frag_without_first
 
-Dropped frames open no connection, so the real traffic keeps its connection
-IDs; only the frame numbers shift. Output: demo.pcap and
+Dropped frames open no connection, so the attacks change no connection
+ID; only the frame numbers shift. Output: demo.pcap and
 demo.expected.jsonl. Deterministic: the same inputs give the same bytes.
 """
 
@@ -45,9 +57,10 @@ OUTSIDE_MAC = "02:00:00:00:00:14"  # frames from outside arrive from the outside
 INSIDE_MAC = "02:00:00:00:00:0a"
 
 
-def line(index, reason, conn, passes):
-    return '{"index":%d,"verdict":"%s","reason":"%s","conn":%d}' % (
-        index, "pass" if passes else "drop", reason, conn)
+def line(index, reason, conn, passes, master=None):
+    return '{"index":%d,"verdict":"%s","reason":"%s","conn":%d%s}' % (
+        index, "pass" if passes else "drop", reason, conn,
+        ',"master":%d' % master if master is not None else "")
 
 
 def eth():
@@ -105,20 +118,44 @@ def rst_injection(frames, expected):
     return pos, bytes(rst), expected[pos]["conn"]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--traffic", required=True)
-    ap.add_argument("--traffic-expected", required=True)
-    ap.add_argument("--out-dir", required=True)
-    args = ap.parse_args()
+def conn_k(conn):
+    return conn & ((1 << 40) - 1)
 
-    frames = read_pcap(args.traffic)
-    with open(args.traffic_expected) as fh:
-        expected = [json.loads(x) for x in fh]
-    if len(expected) != len(frames):
-        sys.exit("make_demo.py: %d frames but %d expected verdicts" % (len(frames), len(expected)))
-    victim = "10.0.0.10"
 
+def check_ftp_session(frames, expected):
+    """The FTP session's verdicts were worked out under ftp.config.json; in
+    the demo it is judged under demo.config.json. They agree on it when
+    nothing in it depends on a rule the two configs do not share: every
+    frame is ARP, neighbour discovery, an expected data SYN, a packet of an
+    open connection, or the SYN of the control connection (inside to port
+    21, which both configs allow). Returns the positions (from 0) of the
+    first announcement (PORT, EPRT, 227 or 229) and of the first expected
+    SYN after it."""
+    expected_at, announced_at = [], []
+    for i, ((_ts, data), e) in enumerate(zip(frames, expected)):
+        reason = e["reason"]
+        p = Ether(data)
+        if TCP in p and bytes(p[TCP].payload)[:4] in (b"PORT", b"EPRT", b"227 ", b"229 "):
+            announced_at.append(i)
+        if reason in ("arp", "ipv6_nd", "established"):
+            continue
+        if reason == "expected":
+            expected_at.append(i)
+            continue
+        if reason == "new_connection" and TCP in p and p[TCP].dport == 21 and p[TCP].flags == "S" \
+                and (IP in p and p[IP].src.startswith("10.0.0.")):
+            continue
+        sys.exit("make_demo.py: FTP session frame %d (%s) may be judged otherwise under "
+                 "demo.config.json" % (i + 1, reason))
+    if not expected_at or not announced_at or announced_at[0] > expected_at[0]:
+        sys.exit("make_demo.py: the FTP session has no announced, expected data connection")
+    return announced_at[0], expected_at[0]
+
+
+def build(frames, expected, ftp_frames, ftp_expected, ftp_at, victim):
+    """The demo's records and verdict lines, with the FTP session after
+    traffic frame ftp_at (from 0). Returns (records, lines, the frame number
+    the FTP session's first frame has)."""
     # Inserts: position in the traffic (after that frame) -> frames.
     inserts = {}
     n = len(frames)
@@ -128,25 +165,89 @@ def main():
     inserts.setdefault(n // 2, []).extend(attacks_in_middle(victim))
     inserts.setdefault(n * 9 // 10, []).extend(attacks_late(victim))
 
+    # Connection IDs are renumbered in the order the merged capture opens
+    # them; each source keeps its own numbering until then.
+    renumber = {}  # (source, k) -> k in the demo
+
+    def conn_of(source, conn):
+        if conn == 0:
+            return 0
+        return (1 << 40) | renumber[(source, conn_k(conn))]
+
     records, lines = [], []
-    for i, (ts, data) in enumerate(frames):
+    ftp_first = None
+    shift = 0  # microseconds the FTP session moved the rest of the traffic
+
+    def put(ts, data, source, e):
         records.append((ts, data))
-        e = expected[i]
-        lines.append(line(len(records), e["reason"], e["conn"], e["verdict"] == "pass"))
+        if e["reason"] in ("new_connection", "expected"):
+            renumber[(source, conn_k(e["conn"]))] = len(renumber) + 1
+        master = conn_of(source, e["master"]) if "master" in e else None
+        lines.append(line(len(records), e["reason"], conn_of(source, e["conn"]),
+                          e["verdict"] == "pass", master))
+
+    for i, (ts, data) in enumerate(frames):
+        put(ts + shift, data, "traffic", expected[i])
         # Attack frames follow frame i at 1 microsecond steps, before frame i + 1.
         for k, (frame, reason, conn) in enumerate(inserts.get(i, [])):
-            records.append((ts + k + 1, frame))
-            lines.append(line(len(records), reason, conn, False))
+            put(ts + shift + k + 1, frame, "traffic",
+                {"reason": reason, "conn": conn, "verdict": "drop"})
+        if i == ftp_at:
+            # The session starts 1 ms after this frame, keeping its own
+            # spacing; the traffic after it moves on by its length.
+            start = ts + shift + 1000
+            t0 = ftp_frames[0][0]
+            ftp_first = len(records) + 1
+            for (fts, fdata), fe in zip(ftp_frames, ftp_expected):
+                put(start + fts - t0, fdata, "ftp", fe)
+            shift += ftp_frames[-1][0] - t0 + 2000
     for k in range(1, len(records)):
         if records[k][0] < records[k - 1][0]:
             # The next real frame came within the microseconds the inserts
             # took: keep the capture's clock monotonic.
             records[k] = (records[k - 1][0], records[k][1])
+    return records, lines, ftp_first
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traffic", required=True)
+    ap.add_argument("--traffic-expected", required=True)
+    ap.add_argument("--ftp", required=True)
+    ap.add_argument("--ftp-expected", required=True)
+    ap.add_argument("--out-dir", required=True)
+    args = ap.parse_args()
+
+    frames = read_pcap(args.traffic)
+    with open(args.traffic_expected) as fh:
+        expected = [json.loads(x) for x in fh]
+    if len(expected) != len(frames):
+        sys.exit("make_demo.py: %d frames but %d expected verdicts" % (len(frames), len(expected)))
+    ftp_frames = read_pcap(args.ftp)
+    with open(args.ftp_expected) as fh:
+        ftp_expected = [json.loads(x) for x in fh]
+    if len(ftp_expected) != len(ftp_frames):
+        sys.exit("make_demo.py: %d FTP frames but %d expected verdicts" %
+                 (len(ftp_frames), len(ftp_expected)))
+    announced, syn = check_ftp_session(ftp_frames, ftp_expected)
+    victim = "10.0.0.10"
+
+    # ./run demo crashes the replay at frame (frames / 2): the FTP session
+    # goes where that frame falls after its announcement and before its
+    # data SYN, so the recovered run has an expectation to keep. The place
+    # nearest the middle of the traffic that does it.
+    n = len(frames)
+    for ftp_at in sorted(range(n // 4, 3 * n // 4), key=lambda p: (abs(p - n // 2), p)):
+        records, lines, first = build(frames, expected, ftp_frames, ftp_expected, ftp_at, victim)
+        crash = len(records) // 2
+        if first + announced < crash < first + syn:
+            break
+    else:
+        sys.exit("make_demo.py: found no place for the FTP session")
 
     write_pcap(os.path.join(args.out_dir, "demo.pcap"), records)
     with open(os.path.join(args.out_dir, "demo.expected.jsonl"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
-
 
 if __name__ == "__main__":
     main()

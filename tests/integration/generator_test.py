@@ -5,7 +5,8 @@ exactly what their generators produce.
     generator_test.py --pcaps DIR
 
 Runs pcaps/gen_synthetic.py into a temporary directory and
-pcaps/make_demo.py from the committed real/demo-traffic.*, and requires
+pcaps/make_demo.py from the committed real/demo-traffic.* and
+real/ftp-active.*, and requires
 every file to be byte-identical to the committed one (and the synthetic
 directory to hold no file the generator does not write). The committed
 files were generated in another run, at another time: equal bytes show
@@ -56,6 +57,8 @@ def main():
         subprocess.run([python, os.path.join(args.pcaps, "make_demo.py"),
                         "--traffic", os.path.join(args.pcaps, "real", "demo-traffic.pcap"),
                         "--traffic-expected", os.path.join(args.pcaps, "real", "demo-traffic.expected.jsonl"),
+                        "--ftp", os.path.join(args.pcaps, "real", "ftp-active.pcap"),
+                        "--ftp-expected", os.path.join(args.pcaps, "real", "ftp-active.expected.jsonl"),
                         "--out-dir", demo], check=True, env=env)
         for f in ("demo.pcap", "demo.expected.jsonl"):
             if not filecmp.cmp(os.path.join(args.pcaps, f), os.path.join(demo, f), shallow=False):
