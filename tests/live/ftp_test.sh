@@ -109,8 +109,14 @@ announce_args() {
     PORT) echo "--ftp-port - --disable-eprt" ;;
   esac
 }
-# How many times the client sent COMMAND (vsftpd's protocol log).
-sent() { grep -c "FTP command: .*\"$1[ \"]" "$WORK/vsftpd.log" 2>/dev/null || true; }
+# How many lines of vsftpd's protocol log match PATTERN (0 before it exists).
+logged() {
+  local n
+  n=$(grep -c "$1" "$WORK/vsftpd.log" 2>/dev/null) || true
+  echo "${n:-0}"
+}
+# How many times the client sent COMMAND.
+sent() { logged "FTP command: .*\"$1[ \"]"; }
 
 KILLS=0
 # transfer download|upload EPSV|PASV|EPRT|PORT: a 40 MiB transfer at about
@@ -208,12 +214,12 @@ no_transfer() {
   else
     args=$(announce_args EPRT) evidence='FTP response: .*"425 '
   fi
-  before=$(grep -c "$evidence" "$WORK/vsftpd.log" 2>/dev/null || true)
+  before=$(logged "$evidence")
   if ip netns exec "$NS_IN" curl -sS $args --connect-timeout 5 --max-time 20 \
     -o "$WORK/in/down-$mode" ftp://10.9.0.2/down 2>"$WORK/curl.log"; then
     fail "with the FTP module disabled a $mode data connection got through"
   fi
-  [ "$(grep -c "$evidence" "$WORK/vsftpd.log" || true)" -gt "$before" ] ||
+  [ "$(logged "$evidence")" -gt "$before" ] ||
     fail "the $mode control connection did not get as far as the data connection"
   echo "ok: with the FTP module disabled the $mode download failed: $(tail -n1 "$WORK/curl.log");" \
     "server: $(grep "$evidence" "$WORK/vsftpd.log" | tail -n1 | sed 's/.*", "//; s/"$//')"
@@ -247,6 +253,7 @@ if sys.argv[2] == "0":
     assert reasons.get("default_deny", 0) >= 2, reasons
     assert rules.get("default", 0) >= 2, rules
     assert rules.get("ftp-control", 0) >= 2, rules
+    assert reasons.get("expected", 0) == 0, reasons  # nothing let in as announced
     print("ok: statistics: %d dropped as default_deny; rule hits %s" % (reasons["default_deny"], rules))
 else:
     ftp = stats.get("ftp", s.get("ftp"))
