@@ -17,7 +17,8 @@ verdict streams joined must equal one uninterrupted run's, frame for frame:
 
 Crash points: HF_CRASH_POINTS (--points, default 40) per capture, every
 frame of a capture that short. FTP captures (a "ftp" in the name) are
-crashed at every frame, up to 400: what the FTP module keeps between
+crashed at every frame, up to HF_CRASH_POINTS_FTP (--ftp-points, default
+400; a sanitizer build may want fewer) or HF_CRASH_POINTS if more: what the FTP module keeps between
 frames is state no other module has, and a crash anywhere in it must be
 survived. A crash between a PASV/EPSV reply (or a PORT/EPRT) and the data
 SYN must keep the expectation, or the data connection is dropped after
@@ -34,7 +35,7 @@ the uninterrupted run (its established connections' frames are dropped),
 which shows the comparison can fail.
 
 usage: crash_sweep.py --replay BIN --ckptd BIN --pcaps DIR --capture REL --config REL
-                      [--points N]
+                      [--points N] [--ftp-points N]
 """
 
 import argparse
@@ -161,6 +162,8 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--points", type=int,
                     default=int(os.environ.get("HF_CRASH_POINTS", "40")))
+    ap.add_argument("--ftp-points", type=int,
+                    default=int(os.environ.get("HF_CRASH_POINTS_FTP", str(FTP_POINTS))))
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="hf-crash-")
@@ -186,7 +189,7 @@ def main():
         failures = []
         limit = args.points
         if "ftp" in os.path.basename(args.capture):
-            limit = max(limit, FTP_POINTS)
+            limit = max(limit, args.ftp_points)
         points = crash_points(reference, limit)
         control_done = False
         for k, n in enumerate(points):
