@@ -78,6 +78,10 @@ for tool in $TOOLS; do
     exit 1
   fi
 done
+if wants ftp && ! id ftp >/dev/null 2>&1; then
+  echo "record.sh: user ftp is missing (vsftpd's anonymous sessions run as ftp; the vsftpd package creates it)" >&2
+  exit 1
+fi
 
 NS_IN=hf-in-$$
 NS_OUT=hf-out-$$
