@@ -34,6 +34,9 @@ FTP=${FTP:-1}
 case "$MODE" in passive | active) ;; *) echo "unknown MODE $MODE"; exit 1 ;; esac
 MIB=40
 source "$(dirname "$0")/netns.sh"
+command -v vsftpd >/dev/null || fail "vsftpd is not installed (Debian package vsftpd)"
+# Anonymous sessions run as the user 'ftp', which the vsftpd package creates.
+getent passwd ftp >/dev/null || fail "there is no user 'ftp' for vsftpd's anonymous sessions"
 netns_setup
 if [ "$FTP" = 1 ]; then enabled=true; else enabled=false; fi
 netns_config '[{"name": "ftp-control", "side": "inside", "protocol": "tcp", "dst_ports": 21, "action": "allow"}]' \
