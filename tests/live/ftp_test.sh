@@ -16,7 +16,10 @@
 # complete with the right checksum. Then a second, small file goes the same
 # way over the same control connection: its data connection passes only if
 # the recovered FTP session reads the new announcement. The stall (how long
-# the file stood still after the kill) is measured and printed.
+# the file stood still after the kill) is measured and printed. In between,
+# the dataplane is killed once more after a PASV (passive) or PORT (active)
+# and before its data connection opens, which must then pass through the
+# recovered pinhole.
 #
 # FTP=0: the FTP module is disabled in the configuration and nothing is
 # killed. A passive and an active download must then both fail: the control
@@ -228,6 +231,81 @@ EOF
   echo "    ${restored#*recovery: }; $(grep -E "discarded: " "$WORK/holdfast.log" | tail -n1 | sed 's/.*discarded:/discarded:/')"
 }
 
+# pending PASV|PORT: a crash between the announcement and the data
+# connection. A Python client announces the data connection (PASV: reads
+# the server's 227; PORT: its PORT is acknowledged), then waits; the
+# dataplane is killed and restarted; only then does the data connection
+# open (passive: the client connects; active: RETR, and the server
+# connects). It passes only if the pending expectation was recovered.
+pending() {
+  local cmd=$1 out
+  rm -f "$WORK/announced" "$WORK/go"
+  cat >"$WORK/pending.py" <<'EOF'
+import ftplib, hashlib, os, socket, sys, time
+cmd, work = sys.argv[1:3]
+ftp = ftplib.FTP()
+ftp.connect("10.9.0.2", 21, timeout=10)
+ftp.login()
+ftp.voidcmd("TYPE I")
+if cmd == "PASV":
+    addr = ftplib.parse227(ftp.sendcmd("PASV"))
+else:
+    listener = socket.create_server(("10.9.0.1", 0))
+    listener.settimeout(10)
+    ftp.sendport("10.9.0.1", listener.getsockname()[1])
+open(os.path.join(work, "announced"), "w").close()
+for _ in range(600):
+    if os.path.exists(os.path.join(work, "go")):
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("the test did not say go")
+try:
+    if cmd == "PASV":
+        data = socket.create_connection(addr, timeout=10)
+        ftp.sendcmd("RETR after")
+    else:
+        ftp.sendcmd("RETR after")
+        data, _ = listener.accept()
+except (OSError, ftplib.Error) as e:
+    sys.exit("the data connection announced before the crash failed: %r" % e)
+data.settimeout(10)
+digest = hashlib.sha256()
+while chunk := data.recv(65536):
+    digest.update(chunk)
+data.close()
+ftp.voidresp()
+ftp.quit()
+print(digest.hexdigest())
+EOF
+  ip netns exec "$NS_IN" /usr/bin/python3 "$WORK/pending.py" "$cmd" "$WORK" \
+    >"$WORK/pending.out" 2>"$WORK/pending.log" &
+  local client=$!
+  for _ in $(seq 200); do
+    [ -e "$WORK/announced" ] && break
+    kill -0 "$client" 2>/dev/null || fail "the FTP client ended before announcing: $(cat "$WORK/pending.log")"
+    sleep 0.05
+  done
+  [ -e "$WORK/announced" ] || fail "the FTP client did not announce a data connection"
+  local dataplane
+  dataplane=$(pgrep -P "$SUPERVISOR" | head -1)
+  [ -n "$dataplane" ] || fail "cannot find the dataplane process"
+  kill -KILL "$dataplane"
+  KILLS=$((KILLS + 1))
+  echo "killed the dataplane (pid $dataplane) with SIGKILL between $cmd and the data connection"
+  wait_forwarding "$WORK/holdfast.log" $((KILLS + 1))
+  touch "$WORK/go"
+  wait "$client" || fail "$(cat "$WORK/pending.log")"
+  out=$(cat "$WORK/pending.out")
+  [ "$out" = "$(sha256sum <"$WORK/ftp/after" | cut -d' ' -f1)" ] ||
+    fail "the file fetched over the recovered pinhole differs from the original"
+  grep -q "restart $KILLS with --recover" "$WORK/holdfast.log" ||
+    fail "the supervisor did not restart the dataplane (restart $KILLS)"
+  echo "ok: a $cmd data connection announced before the kill opened after the restart;" \
+    "1 MiB, checksum matches"
+  echo "    $(grep -E "restored: " "$WORK/holdfast.log" | tail -n1 | sed 's/.*recovery: *//')"
+}
+
 # no_transfer passive|active: the data connection must be blocked, and the
 # control connection must have got as far as announcing it (passive: the
 # server's 229, or 227 when curl falls back to PASV; active: the server's 425
@@ -251,11 +329,15 @@ no_transfer() {
 }
 
 if [ "$FTP" = 1 ]; then
+  # The upload last: the final statistics are the last dataplane's, and
+  # the upload's second file is what it must have let in.
   if [ "$MODE" = passive ]; then
     transfer download EPSV
+    pending PASV
     transfer upload PASV
   else
     transfer download EPRT
+    pending PORT
     transfer upload PORT
   fi
 else
