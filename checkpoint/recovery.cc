@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <unordered_set>
 
 #include "checkpoint/writer.h"
 #include "dataplane/steering.h"
@@ -55,7 +56,10 @@ bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
   if (epoch == 0 || epoch >= epoch_now) return false;  // IDs come from earlier epochs only
   const auto l4 = static_cast<ModuleId>(b.l4);
   if (l4 != l4_module_for(b.proto)) return false;
-  if (b.flags & ~(Connection::kOriginIsLo | Connection::kOriginInside)) return false;
+  if (b.flags & ~(Connection::kOriginIsLo | Connection::kOriginInside | Connection::kHasL7)) {
+    return false;
+  }
+  if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp) return false;
   const FlowKey k = key_of(b);
   if (k.lo.is_v4() != k.hi.is_v4()) return false;
   // Canonical order, as make_flow_key builds it.
@@ -92,7 +96,7 @@ constexpr uint64_t kNone = ~uint64_t{0};
 
 }  // namespace
 
-std::vector<SlotShape> module_shapes(uint32_t fragments) {
+std::vector<SlotShape> module_shapes(uint32_t fragments, uint32_t ftp_sessions) {
   return {
       {kBaseModule, kBaseSchema, slot_size_for(sizeof(BaseSlice))},
       {static_cast<uint8_t>(ModuleId::tcp), TcpModule::kSchemaVersion,
@@ -103,13 +107,15 @@ std::vector<SlotShape> module_shapes(uint32_t fragments) {
        slot_size_for(sizeof(IcmpSlice))},
       {static_cast<uint8_t>(ModuleId::other), OtherModule::kSchemaVersion,
        slot_size_for(sizeof(OtherModule::Slice))},
+      {static_cast<uint8_t>(ModuleId::ftp), FtpModule::kSchemaVersion,
+       slot_size_for(sizeof(L7Record<FtpSlice>)), std::max<uint32_t>(ftp_sessions, 1)},
       {kFragmentModule, kFragmentSchema, slot_size_for(sizeof(FragmentRecord)), fragments},
   };
 }
 
 bool attach_writers(uint8_t* store, const RegionSet& set, std::vector<WorkerCheckpoint>* writers,
                     std::string* error) {
-  const size_t modules = module_shapes(0).size();
+  const size_t modules = module_shapes(0, 0).size();
   std::vector<size_t> found(writers->size(), 0);
   for (const RegionEntry& r : set.regions) {
     if (r.worker >= writers->size() || r.module >= kModuleSlots) {
@@ -147,6 +153,7 @@ nlohmann::json RecoveryReport::to_json() const {
           {"workers_now", workers_now},
           {"restored", restored},
           {"restored_total", restored_total()},
+          {"restored_l7", restored_l7},
           {"fragment_records", fragments},
           {"discarded", discarded},
           {"phase_ms", phase_ms},
@@ -166,6 +173,11 @@ std::string RecoveryReport::text() const {
   out += "  restored:";
   for (const auto& [proto, n] : restored) {
     std::snprintf(line, sizeof line, " %s %llu", proto.c_str(), static_cast<unsigned long long>(n));
+    out += line;
+  }
+  for (const auto& [module, n] : restored_l7) {
+    std::snprintf(line, sizeof line, " (%s sessions %llu)", module.c_str(),
+                  static_cast<unsigned long long>(n));
     out += line;
   }
   std::snprintf(line, sizeof line, ", fragment records %llu",
@@ -200,6 +212,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
   for (ModuleId m : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
     report.restored[module_name(m)] = 0;
   }
+  report.restored_l7[module_name(ModuleId::ftp)] = 0;
 
   // The old set's regions by worker and module.
   uint32_t old_workers = 0;
@@ -292,6 +305,49 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
       }
     }
   }
+  // Layer-7 slices: each names the position its connection had, which maps
+  // to the connection restored from there; the connection ID must match.
+  for (uint32_t w = 0; w < old_workers; ++w) {
+    const MappedRegion& r = old[w][static_cast<size_t>(ModuleId::ftp)];
+    if (r.slots == nullptr) continue;
+    for (uint32_t i = 0; i < r.slot_count; ++i) {
+      if (!read_stable(r, i, &s, &report)) continue;
+      using Record = L7Record<FtpSlice>;
+      if (s.header.module != static_cast<uint8_t>(ModuleId::ftp) ||
+          s.header.schema != FtpModule::kSchemaVersion) {
+        ++report.discarded["unknown_schema"];
+        continue;
+      }
+      if (s.header.length != sizeof(Record)) {
+        ++report.discarded["bad_length"];
+        continue;
+      }
+      // The slice is large: validate it in place, copy it once.
+      const auto* record = reinterpret_cast<const Record*>(s.payload);
+      const uint64_t where =
+          record->position < placed[w].size() ? placed[w][record->position] : kNone;
+      if (where == kNone) {
+        ++report.discarded["orphan_slice"];
+        continue;
+      }
+      const auto nw = static_cast<uint32_t>(where >> 32);
+      const auto pos = static_cast<uint32_t>(where);
+      const Connection& c = pipelines[nw]->flows().at(pos);
+      if (c.id != s.header.conn_id || !(c.flags & Connection::kHasL7) || c.l7 != ModuleId::none) {
+        ++report.discarded["orphan_slice"];
+        continue;
+      }
+      if (!FtpModule::valid(record->slice)) {
+        ++report.discarded["invalid_slice"];
+        continue;
+      }
+      if (!pipelines[nw]->restore_ftp(pos, record->slice)) {
+        ++report.discarded["ftp_sessions_full"];
+        continue;
+      }
+      ++report.restored_l7[module_name(ModuleId::ftp)];
+    }
+  }
   report.phase_ms["modules"] = ms_since(phase);
 
   // Phase 3: bases whose slice never came, and the current rules.
@@ -304,23 +360,48 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
       const auto pos = static_cast<uint32_t>(where);
       if (complete[nw][pos]) {
         kept[nw].push_back(pos);
+        const Connection& c = pipelines[nw]->flows().at(pos);
+        if ((c.flags & Connection::kHasL7) && c.l7 == ModuleId::none) {
+          // Followed by a layer-7 module whose slice did not come back: the
+          // connection goes on, but what it announces from now is not seen.
+          ++report.discarded["l7_slice_missing"];
+          pipelines[nw]->forget_l7(pos);
+        }
       } else {
         ++report.discarded["missing_slice"];
+        const ModuleId l7 = pipelines[nw]->flows().at(pos).l7;
+        if (l7 != ModuleId::none) --report.restored_l7[module_name(l7)];
         pipelines[nw]->drop_restored(pos);
       }
     }
   }
+  // A related connection (an FTP data connection) was admitted by its
+  // master's expectation, not by a rule: it stays unless its master is now
+  // denied. Masters may live on other workers, so every worker's rules are
+  // checked first.
+  std::vector<std::unique_ptr<bool[]>> allowed(workers);
+  std::unordered_set<uint64_t> denied_masters;
   for (uint32_t nw = 0; nw < workers; ++nw) {
-    std::unique_ptr<bool[]> allowed(new bool[kept[nw].size()]);
-    pipelines[nw]->admits(kept[nw].data(), static_cast<uint32_t>(kept[nw].size()), allowed.get());
+    allowed[nw].reset(new bool[kept[nw].size()]);
+    pipelines[nw]->admits(kept[nw].data(), static_cast<uint32_t>(kept[nw].size()),
+                          allowed[nw].get());
+    for (size_t k = 0; k < kept[nw].size(); ++k) {
+      const Connection& c = pipelines[nw]->flows().at(kept[nw][k]);
+      if (c.master_id == 0 && !allowed[nw][k]) denied_masters.insert(c.id);
+    }
+  }
+  for (uint32_t nw = 0; nw < workers; ++nw) {
     for (size_t k = 0; k < kept[nw].size(); ++k) {
       const uint32_t pos = kept[nw][k];
-      if (allowed[k]) {
+      const Connection& c = pipelines[nw]->flows().at(pos);
+      const bool keep = c.master_id != 0 ? denied_masters.count(c.master_id) == 0 : allowed[nw][k];
+      if (keep) {
         pipelines[nw]->count_restored(pos);
         continue;
       }
       ++report.discarded["policy_denied"];
-      --report.restored[module_name(pipelines[nw]->flows().at(pos).l4)];
+      --report.restored[module_name(c.l4)];
+      if (c.l7 != ModuleId::none) --report.restored_l7[module_name(c.l7)];
       pipelines[nw]->drop_restored(pos);
     }
   }

@@ -8,9 +8,13 @@
 //   2. then each module's slices, attached by connection ID: the slot of
 //      module m at old (worker, slot) must carry the same connection ID as
 //      the base restored from there, the module's schema version, the slice
-//      length, and pass the module's own valid();
-//   3. a base whose layer-4 slice did not arrive is dropped; every restored
-//      connection is re-checked against the current rules;
+//      length, and pass the module's own valid(). Layer-7 slots have slots
+//      of their own and name the old position of their connection; an FTP
+//      slice re-opens its pending expectations;
+//   3. a base whose layer-4 slice did not arrive is dropped; a connection
+//      whose layer-7 slice did not arrive goes on as plain layer 4; every
+//      restored connection is re-checked against the current rules (a
+//      related one through its master, whose expectation admitted it);
 //   4. the fragment records of datagrams in flight follow, placed like
 //      their connections;
 //   5. everything restored is written into the new set before forwarding.
@@ -36,10 +40,11 @@ struct RecoveryReport {
   uint32_t epoch = 0;
   uint32_t workers_before = 0;
   uint32_t workers_now = 0;
-  std::map<std::string, uint64_t> restored;   // per protocol
-  uint64_t fragments = 0;                     // fragment records restored
-  std::map<std::string, uint64_t> discarded;  // per reason
-  std::map<std::string, double> phase_ms;     // base, modules, check, write
+  std::map<std::string, uint64_t> restored;     // connections, per layer-4 protocol
+  std::map<std::string, uint64_t> restored_l7;  // of those, followed by a layer-7 module
+  uint64_t fragments = 0;                       // fragment records restored
+  std::map<std::string, uint64_t> discarded;    // per reason
+  std::map<std::string, double> phase_ms;       // base, modules, check, write
   double total_ms = 0;
 
   uint64_t restored_total() const;
@@ -55,8 +60,9 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
                                    uint32_t epoch_now);
 
 // The slot shapes of every module a dataplane with `fragments` fragment
-// records per worker writes (connections take the layout's slots).
-std::vector<SlotShape> module_shapes(uint32_t fragments);
+// records and `ftp_sessions` FTP sessions per worker writes (connections
+// take the layout's slots).
+std::vector<SlotShape> module_shapes(uint32_t fragments, uint32_t ftp_sessions);
 
 // Points each pipeline at its worker's regions of `set`.
 bool attach_writers(uint8_t* store, const RegionSet& set, std::vector<WorkerCheckpoint>* writers,

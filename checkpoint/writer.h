@@ -68,8 +68,8 @@ inline FlowKey key_of(const BaseSlice& b) {
   return k;
 }
 
-// Module numbers in the store: kBaseModule, then the layer-4 ModuleIds, and
-// the pipeline's fragment records last.
+// Module numbers in the store: kBaseModule, then the ModuleIds (layer 4,
+// then layer 7), and the pipeline's fragment records last.
 inline constexpr size_t kModuleSlots = 8;
 inline constexpr uint8_t kFragmentModule = 7;
 inline constexpr uint16_t kFragmentSchema = 1;
@@ -77,7 +77,24 @@ inline constexpr uint16_t kFragmentSchema = 1;
 // connection (0 would mark the slot empty).
 inline constexpr uint64_t kNoConnection = ~uint64_t{0};
 // Largest slice any module stores (recovery's read buffer).
-inline constexpr size_t kMaxSlicePayload = 1024;
+inline constexpr size_t kMaxSlicePayload = 4096;
+
+// Regions of the base layer and the layer-4 modules are positional: slot i
+// belongs to the connection at flow-table position i. Layer-7 modules and
+// fragment records have slots of their own, fewer than connections.
+inline constexpr bool positional(uint8_t module) {
+  return module <= static_cast<uint8_t>(ModuleId::other);
+}
+
+// A layer-7 slice as stored: the worker's pool keeps it like this, so a put
+// is one copy. position is the connection's flow-table position when it was
+// written, which recovery maps to the connection restored from there.
+template <typename Slice>
+struct L7Record {
+  uint32_t position;
+  uint32_t reserved;
+  Slice slice;
+};
 
 // One region as mapped in this process.
 struct MappedRegion {
@@ -98,7 +115,7 @@ class WorkerCheckpoint {
     regions_[module] = r;
     slots_ = 0xffffffffu;
     for (size_t m = 0; m < kModuleSlots; ++m) {
-      if (m == kFragmentModule || regions_[m].slots == nullptr) continue;
+      if (!positional(static_cast<uint8_t>(m)) || regions_[m].slots == nullptr) continue;
       if (regions_[m].slot_count < slots_) slots_ = regions_[m].slot_count;
     }
   }
@@ -111,9 +128,13 @@ class WorkerCheckpoint {
   bool covers_fragment(uint32_t position) const {
     return position < regions_[kFragmentModule].slot_count;
   }
+  // Whether slot `slot` of a non-positional region exists.
+  bool covers_slot(uint8_t module, uint32_t slot) const {
+    return slot < regions_[module].slot_count;
+  }
 
   void put(uint8_t module, uint32_t position, uint64_t conn_id, const void* slice,
-           uint16_t length) {
+           uint32_t length) {
     const MappedRegion& r = regions_[module];
     SlotHeader* h = r.slot(position);
     // Odd while writing. The release fence keeps the slice's stores after
@@ -121,7 +142,7 @@ class WorkerCheckpoint {
     const uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED) | 1u;
     __atomic_store_n(&h->seq, seq, __ATOMIC_RELAXED);
     std::atomic_thread_fence(std::memory_order_release);
-    h->length = length;
+    h->length = static_cast<uint16_t>(length);
     h->module = module;
     h->schema = static_cast<uint8_t>(r.schema);
     h->conn_id = conn_id;

@@ -477,7 +477,7 @@ class Loader {
 
   void modules(const json& v, const std::string& path, Config& cfg) {
     if (!expect_object(v, path)) return;
-    only_keys(v, path, {"tcp", "udp", "icmp"});
+    only_keys(v, path, {"tcp", "udp", "icmp", "ftp"});
     if (v.contains("tcp") && expect_object(v.at("tcp"), path + "/tcp")) {
       only_keys(v.at("tcp"), path + "/tcp", {"loose_pickup"});
       if (v.at("tcp").contains("loose_pickup")) {
@@ -486,11 +486,47 @@ class Loader {
         }
       }
     }
+    if (v.contains("ftp")) ftp(v.at("ftp"), path + "/ftp", cfg.pipeline.ftp);
     // udp and icmp have no settings of their own yet beyond their timeouts;
     // an empty object is accepted so every module can be listed.
     for (const char* m : {"udp", "icmp"}) {
       if (v.contains(m) && expect_object(v.at(m), path + "/" + m)) {
         only_keys(v.at(m), path + "/" + m, {});
+      }
+    }
+  }
+
+  void ftp(const json& v, const std::string& path, FtpSettings& ftp) {
+    if (!expect_object(v, path)) return;
+    only_keys(v, path, {"enabled", "ports", "expectation_timeout", "sessions_per_worker"});
+    if (v.contains("enabled")) {
+      if (auto b = boolean(v.at("enabled"), path + "/enabled")) ftp.enabled = *b;
+    }
+    if (v.contains("ports")) {
+      const json& ports = v.at("ports");
+      const std::string p = path + "/ports";
+      if (!ports.is_array()) {
+        error(p, std::string("expected a list of port numbers, got ") + type_name(ports));
+      } else if (ports.empty() || ports.size() > FtpSettings::kMaxPorts) {
+        error(p, "between 1 and " + std::to_string(FtpSettings::kMaxPorts) + " ports");
+      } else {
+        ftp.port_count = 0;
+        for (size_t i = 0; i < ports.size(); ++i) {
+          const std::string pi = p + "/" + std::to_string(i);
+          auto n = count(ports[i], pi, 1, 65535);
+          if (!n) continue;
+          if (ftp.is_control_port(static_cast<uint16_t>(*n))) {
+            error(pi, "port " + std::to_string(*n) + " is listed twice");
+            continue;
+          }
+          ftp.ports[ftp.port_count++] = static_cast<uint16_t>(*n);
+        }
+      }
+    }
+    timeout(v, "expectation_timeout", path, &ftp.expectation_timeout_ms);
+    if (v.contains("sessions_per_worker")) {
+      if (auto n = count(v.at("sessions_per_worker"), path + "/sessions_per_worker", 1, 65535)) {
+        ftp.sessions = static_cast<uint32_t>(*n);
       }
     }
   }

@@ -38,10 +38,13 @@ struct alignas(64) Connection {
   FlowKey key;
   uint64_t master_id;  // related connections: the connection they belong to
   uint32_t created_s;  // clock at creation, seconds
-  uint32_t reserved1;
+  uint16_t l7_index;   // the layer-7 slice in the worker's pool of module l7
+  ModuleId l7;         // ModuleId::none: no layer-7 module follows it
+  uint8_t reserved1;
 
   static constexpr uint8_t kOriginIsLo = 0x01;    // the opener is key.lo
   static constexpr uint8_t kOriginInside = 0x02;  // opened from the inside port
+  static constexpr uint8_t kHasL7 = 0x04;         // a layer-7 module follows it
 
   bool in_use() const { return id != 0; }
   Side origin_side() const { return (flags & kOriginInside) ? Side::inside : Side::outside; }

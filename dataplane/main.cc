@@ -264,7 +264,8 @@ bool start_checkpointing(Runtime& rt, const holdfast::Config& config, const AppO
   holdfast::ckpt::Layout layout;
   layout.workers = static_cast<uint32_t>(rt.workers.size());
   layout.slots = config.pipeline.connections;
-  layout.modules = holdfast::ckpt::module_shapes(config.pipeline.fragments);
+  layout.modules =
+      holdfast::ckpt::module_shapes(config.pipeline.fragments, config.pipeline.ftp.sessions);
   std::string error;
   rt.client = holdfast::ckpt::Client::connect(options, layout, &error);
   if (!rt.client) {

@@ -36,9 +36,81 @@ std::unique_ptr<Pipeline> Pipeline::create(const PipelineSettings& settings, con
   if (!p->flows_) return nullptr;
   p->fragments_ = FragmentTable::create("frags", settings.fragments, socket, error);
   if (!p->fragments_) return nullptr;
+  // Every session keeps at most kMaxPending open; expired ones wait for the
+  // cleaner, hence the margin.
+  const uint32_t sessions = settings.ftp.sessions;
+  p->expectations_ = ExpectationTable::create(
+      "expect", std::max<uint32_t>(64, sessions * FtpSlice::kMaxPending * 2), socket, error);
+  if (!p->expectations_) return nullptr;
+  if (sessions > 0xffff) {
+    *error = "at most 65535 FTP sessions per worker";
+    return nullptr;
+  }
+  p->ftp_pool_.reset(static_cast<FtpRecord*>(
+      table_detail::alloc_entries(sizeof(FtpRecord) * std::max<uint32_t>(sessions, 1), socket)));
+  if (!p->ftp_pool_) {
+    *error = "cannot allocate " + std::to_string(sizeof(FtpRecord) * sessions >> 10) + " KiB for " +
+             std::to_string(sessions) + " FTP sessions";
+    return nullptr;
+  }
+  p->ftp_free_.reset(new uint16_t[std::max<uint32_t>(sessions, 1)]);
+  // Handed out from index 0 up.
+  for (uint32_t i = 0; i < sessions; ++i) p->ftp_free_[i] = static_cast<uint16_t>(sessions - 1 - i);
+  p->ftp_free_count_ = sessions;
   p->set_policy(policy);
   return p;
 }
+
+void Pipeline::PoolDeleter::operator()(void* p) const {
+  table_detail::free_entries(p);
+}
+
+// Opens and closes the expectations of one master connection.
+class Pipeline::Expector final : public ExpectationHost {
+ public:
+  Expector(Pipeline& pipeline, const Connection& master, uint32_t position)
+      : pipeline_(pipeline), master_id_(master.id), master_pos_(position), module_(master.l7) {}
+
+  Result open_expectation(const ExpectationKey& key, uint32_t expires_ms) override {
+    ExpectationTable& t = *pipeline_.expectations_;
+    int32_t pos = t.lookup(key);
+    if (pos >= 0) {
+      Expectation& e = t.at(static_cast<uint32_t>(pos));
+      if (e.master_id != master_id_ && !pipeline_.expectation_expired(e)) return Result::in_use;
+      e.master_id = master_id_;
+      e.master_pos = master_pos_;
+      e.expires_ms = expires_ms;
+      e.module = module_;
+      return Result::opened;
+    }
+    pos = t.insert(key);
+    if (pos < 0) {
+      pipeline_.clean_expectations(t.capacity());
+      pos = t.insert(key);
+      if (pos < 0) return Result::table_full;
+    }
+    Expectation& e = t.at(static_cast<uint32_t>(pos));
+    e.master_id = master_id_;
+    e.master_pos = master_pos_;
+    e.expires_ms = expires_ms;
+    e.module = module_;
+    return Result::opened;
+  }
+
+  void close_expectation(const ExpectationKey& key) override {
+    ExpectationTable& t = *pipeline_.expectations_;
+    const int32_t pos = t.lookup(key);
+    if (pos >= 0 && t.at(static_cast<uint32_t>(pos)).master_id == master_id_) {
+      t.erase(static_cast<uint32_t>(pos));
+    }
+  }
+
+ private:
+  Pipeline& pipeline_;
+  uint64_t master_id_;
+  uint32_t master_pos_;
+  ModuleId module_;
+};
 
 void Pipeline::set_policy(const Policy* policy) {
   policy_ = policy;
@@ -140,7 +212,9 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
         const Policy::Match* match = match_of[j] >= 0 ? &matches[match_of[j]] : nullptr;
         v = open(p, keys[j], hashes[j], src_is_lo[j], match, positions + j + 1,
                  static_cast<uint16_t>(m - j - 1));
-        if (v.reason == Reason::new_connection) inserted[inserted_count++] = j;
+        if (v.reason == Reason::new_connection || v.reason == Reason::expected) {
+          inserted[inserted_count++] = j;
+        }
       }
     }
     // Later fragments take this verdict; with no room to remember it they
@@ -286,6 +360,8 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
           ckpt_->put_base(index, c);
         }
       }
+      if (c.l7 != ModuleId::none) [[unlikely]]
+        track_l7(c, index, p, dir);
       return {c.id, Reason::established};
     case Outcome::Action::drop:
       return {c.id, outcome.reason};
@@ -304,8 +380,13 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
                                 [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
     return {0, can};
   }
-  const Reason admitted = admit(*match);
-  if (admitted != Reason::new_connection) return {0, admitted};
+  // A connection a layer-7 module announced is admitted by its expectation,
+  // not by policy.
+  const int32_t expected = find_expectation(p);
+  if (expected < 0) {
+    const Reason admitted = admit(*match);
+    if (admitted != Reason::new_connection) return {0, admitted};
+  }
 
   int32_t pos = flows_->insert(key, hash);
   if (pos < 0 && reclaim(64, pending, pending_count)) pos = flows_->insert(key, hash);
@@ -315,9 +396,10 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
     flows_->erase(static_cast<uint32_t>(pos));
     return {0, Reason::ckpt_store_full};
   }
+  const uint64_t master = expected >= 0 ? consume_expectation(static_cast<uint32_t>(expected)) : 0;
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
-  init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo);
-  return {c.id, Reason::new_connection};
+  init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo, master);
+  return {c.id, master != 0 ? Reason::expected : Reason::new_connection};
 }
 
 Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
@@ -326,12 +408,99 @@ Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_
   const Reason can =
       visit_l4(module, [&]<typename M>(M) { return M::can_open(p, settings_.tracker); });
   if (can != Reason::new_connection) return {0, can};
-  const Reason admitted = admit(policy_->classify(p));
-  if (admitted != Reason::new_connection) return {0, admitted};
+  int32_t expected = find_expectation(p);
+  // Releasing this connection below closes its own expectations.
+  if (expected >= 0 && expectations_->at(static_cast<uint32_t>(expected)).master_pos == index) {
+    expected = -1;
+  }
+  if (expected < 0) {
+    const Reason admitted = admit(policy_->classify(p));
+    if (admitted != Reason::new_connection) return {0, admitted};
+  }
   if (!store_admits(index)) return {0, Reason::ckpt_store_full};
   if (expired(c)) ++counters_.expired[slot(c.l4)];
-  init_connection(c, index, p, src_is_lo);
-  return {c.id, Reason::new_connection};
+  release_l7(c);
+  const uint64_t master = expected >= 0 ? consume_expectation(static_cast<uint32_t>(expected)) : 0;
+  init_connection(c, index, p, src_is_lo, master);
+  return {c.id, master != 0 ? Reason::expected : Reason::new_connection};
+}
+
+int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
+  if (expectations_->size() == 0 || p.proto != kProtoTcp) return -1;
+  const ExpectationKey key = make_expectation_key(p.src, p.dst, p.dport, p.proto, p.zone, p.side);
+  const int32_t pos = expectations_->lookup(key);
+  if (pos < 0 || expectation_expired(expectations_->at(static_cast<uint32_t>(pos)))) return -1;
+  return pos;
+}
+
+uint64_t Pipeline::consume_expectation(uint32_t index) {
+  const Expectation e = expectations_->at(index);
+  expectations_->erase(index);
+  if (e.module == ModuleId::ftp) ++counters_.ftp.data_connections;
+  // The master leaves the expectation off its list of pending ones.
+  Connection& m = flows_->at(e.master_pos);
+  if (m.id == e.master_id && m.l7 == ModuleId::ftp) {
+    FtpModule::consumed(ftp_pool_[m.l7_index].slice, e.key);
+    put_ftp(m);
+  }
+  return e.master_id;
+}
+
+void Pipeline::clean_expectations(uint32_t budget) {
+  expectations_->sweep(budget, [&](uint32_t index, Expectation& e) {
+    if (!expectation_expired(e)) return;
+    if (e.module == ModuleId::ftp) ++counters_.ftp.expectations_expired;
+    expectations_->erase(index);
+  });
+}
+
+void Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
+  if (!settings_.ftp.enabled || c.l4 != ModuleId::tcp || !settings_.ftp.is_control_port(p.dport)) {
+    return;
+  }
+  if (ftp_free_count_ == 0) {
+    ++counters_.ftp.sessions_full;
+    return;
+  }
+  const uint16_t i = ftp_free_[--ftp_free_count_];
+  FtpRecord& r = ftp_pool_[i];
+  r.position = index;
+  r.reserved = 0;
+  FtpModule::open(r.slice);
+  c.l7 = ModuleId::ftp;
+  c.l7_index = i;
+  c.flags |= Connection::kHasL7;
+  ++counters_.ftp.sessions;
+  Expector host(*this, c, index);
+  FtpModule::on_segment(r.slice, p, Dir::original, now_ms_, settings_.ftp, host, counters_.ftp);
+}
+
+void Pipeline::track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir) {
+  FtpRecord& r = ftp_pool_[c.l7_index];
+  Expector host(*this, c, index);
+  if (FtpModule::on_segment(r.slice, p, dir, now_ms_, settings_.ftp, host, counters_.ftp) &&
+      checkpointed(index)) {
+    put_ftp(c);
+  }
+}
+
+void Pipeline::release_l7(Connection& c) {
+  if (c.l7 == ModuleId::none) return;
+  FtpRecord& r = ftp_pool_[c.l7_index];
+  Expector host(*this, c, r.position);
+  FtpModule::close(r.slice, host);
+  const auto module = static_cast<uint8_t>(ModuleId::ftp);
+  if (ckpt_ != nullptr && ckpt_->covers_slot(module, c.l7_index)) ckpt_->erase(module, c.l7_index);
+  ftp_free_[ftp_free_count_++] = c.l7_index;
+  c.l7 = ModuleId::none;
+  c.l7_index = 0;
+  c.flags &= static_cast<uint8_t>(~Connection::kHasL7);
+}
+
+void Pipeline::put_ftp(const Connection& c) {
+  const auto module = static_cast<uint8_t>(ModuleId::ftp);
+  if (ckpt_ == nullptr || !ckpt_->covers_slot(module, c.l7_index)) return;
+  ckpt_->put(module, c.l7_index, c.id, &ftp_pool_[c.l7_index], sizeof(FtpRecord));
 }
 
 bool Pipeline::store_admits(uint32_t index) {
@@ -347,8 +516,8 @@ void Pipeline::put_l4(const Connection& c, uint32_t index) {
   });
 }
 
-void Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket& p,
-                               bool src_is_lo) {
+void Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
+                               uint64_t master) {
   const FlowKey key = c.key;
   std::memset(static_cast<void*>(&c), 0, sizeof c);
   c.key = key;
@@ -359,15 +528,18 @@ void Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket
   c.last_seen_ms = now_ms_;
   c.created_s = now_s_;
   c.packets[0] = 1;
+  c.master_id = master;
   visit_l4(c.l4,
            [&]<typename M>(M) { M::open(c.slice<typename M::Slice>(), p, settings_.tracker); });
   ++counters_.opened[slot(c.l4)];
+  if (master == 0) bind_l7(c, index, p);
   if (checkpointed(index)) {
-    // Base layer first, so a crash between the two leaves a base without a
+    // Base layer first, so a crash between them leaves a base without a
     // module slice (discarded on recovery), never a slice without a base.
     c.ckpt_seen_s = static_cast<uint16_t>(now_s_);
     ckpt_->put_base(index, c);
     put_l4(c, index);
+    if (c.l7 != ModuleId::none) put_ftp(c);
   }
 }
 
@@ -385,8 +557,9 @@ bool Pipeline::reclaim(uint32_t budget, const int32_t* pending, uint16_t pending
 }
 
 void Pipeline::expire(uint32_t index) {
-  const Connection& c = flows_->at(index);
+  Connection& c = flows_->at(index);
   ++counters_.expired[slot(c.l4)];
+  release_l7(c);
   if (checkpointed(index)) {
     ckpt_->erase(static_cast<uint8_t>(c.l4), index);
     ckpt_->erase(ckpt::kBaseModule, index);
@@ -421,7 +594,29 @@ void Pipeline::count_restored(uint32_t position) {
 }
 
 void Pipeline::drop_restored(uint32_t position) {
+  release_l7(flows_->at(position));
   flows_->erase(position);
+}
+
+bool Pipeline::restore_ftp(uint32_t position, const FtpSlice& slice) {
+  Connection& c = flows_->at(position);
+  if (ftp_free_count_ == 0) return false;
+  const uint16_t i = ftp_free_[--ftp_free_count_];
+  FtpRecord& r = ftp_pool_[i];
+  r.position = position;
+  r.reserved = 0;
+  r.slice = slice;
+  c.l7 = ModuleId::ftp;
+  c.l7_index = i;
+  c.flags |= Connection::kHasL7;
+  Expector host(*this, c, position);
+  FtpModule::reopen(r.slice, host);
+  ++counters_.ftp.sessions_restored;
+  return true;
+}
+
+void Pipeline::forget_l7(uint32_t position) {
+  flows_->at(position).flags &= static_cast<uint8_t>(~Connection::kHasL7);
 }
 
 void Pipeline::admits(const uint32_t* positions, uint32_t n, bool* allowed) const {
@@ -466,6 +661,7 @@ void Pipeline::checkpoint_all() {
     if (!checkpointed(index)) return;
     ckpt_->put_base(index, c);
     put_l4(c, index);
+    if (c.l7 != ModuleId::none) put_ftp(c);
   });
   fragments_->for_each([&](uint32_t index, const FragmentRecord&) { put_fragment(index); });
 }
@@ -476,6 +672,7 @@ void Pipeline::clean(uint64_t now_ns, uint32_t budget) {
   flows_->sweep(budget, [&](uint32_t index, Connection& c) {
     if (expired(c)) expire(index);
   });
+  clean_expectations(budget);
   fragments_->sweep(budget, [&](uint32_t index, FragmentRecord& e) {
     if (idle_longer_than(now_ms_, e.created_ms, settings_.fragment_timeout_ms)) {
       ++counters_.fragments_expired;

@@ -28,10 +28,12 @@
 #include <vector>
 
 #include "checkpoint/writer.h"
+#include "dataplane/expectations.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/packet.h"
 #include "dataplane/policy.h"
 #include "dataplane/verdict.h"
+#include "modules/ftp/ftp.h"
 #include "modules/module.h"
 
 namespace holdfast {
@@ -48,6 +50,7 @@ struct PipelineSettings {
   uint32_t connections = 65536;  // flow table capacity
   uint32_t fragments = 4096;     // fragmented datagrams in flight
   uint32_t fragment_timeout_ms = 30'000;
+  FtpSettings ftp;
 };
 
 // Hands out connection IDs, epoch << 40 | counter. Workers of one process
@@ -105,6 +108,7 @@ struct PipelineCounters {
   uint64_t fragments_expired = 0;
   std::array<uint64_t, kModuleSlots> restored{};  // rebuilt from the checkpoint store
   uint64_t unprotected = 0;  // opened without a checkpoint slot (store full, store_full allow)
+  FtpCounters ftp;
 
   uint64_t packets() const;
   uint64_t passed() const;
@@ -187,6 +191,13 @@ class Pipeline {
   // Whether the current rules would still admit each connection's first
   // packet (allowed[i] for positions[i]); counts nothing.
   void admits(const uint32_t* positions, uint32_t n, bool* allowed) const;
+  // Recovery: attaches an FTP slice to the restored control connection at
+  // position and re-opens its pending expectations; false when every FTP
+  // slice of this worker is taken.
+  bool restore_ftp(uint32_t position, const FtpSlice& slice);
+  // Recovery: a restored connection that was followed by a layer-7 module
+  // whose slice did not come back goes on as plain layer 4.
+  void forget_l7(uint32_t position);
   // Recovery: adds a fragment record read from the store; false when its
   // datagram is already known or the table is full.
   bool restore_fragment(const FragmentRecord& record);
@@ -199,6 +210,9 @@ class Pipeline {
   const std::vector<uint64_t>& rule_hits() const { return rule_hits_; }
   const FlowTable& flows() const { return *flows_; }
   const FragmentTable& fragments() const { return *fragments_; }
+  const ExpectationTable& expectations() const { return *expectations_; }
+  // The FTP slice of a connection with l7 == ModuleId::ftp.
+  const FtpSlice& ftp_slice(const Connection& c) const { return ftp_pool_[c.l7_index].slice; }
   const Policy* policy() const { return policy_; }
   const PipelineSettings& settings() const { return settings_; }
 
@@ -220,7 +234,8 @@ class Pipeline {
   // Counts a policy decision for a would-be connection; returns
   // Reason::new_connection when it is allowed, else the drop reason.
   Reason admit(const Policy::Match& match);
-  void init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo);
+  void init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
+                       uint64_t master);
   bool checkpointed(uint32_t index) const { return ckpt_ != nullptr && ckpt_->covers(index); }
   void put_l4(const Connection& c, uint32_t index);
   void put_fragment(uint32_t index);
@@ -229,6 +244,22 @@ class Pipeline {
   // Remembers a first fragment's verdict for the later ones; false when full.
   bool record_first_fragment(const ParsedPacket& p, const Verdict& v);
   bool expired(const Connection& c) const;
+  bool expectation_expired(const Expectation& e) const {
+    return static_cast<int32_t>(now_ms_ - e.expires_ms) >= 0;
+  }
+  // Removes expired expectations, visiting at most `budget` entries.
+  void clean_expectations(uint32_t budget);
+  // The expectation the connection p opens was announced by, or -1.
+  int32_t find_expectation(const ParsedPacket& p) const;
+  // Takes expectation `index` for a data connection; returns its master's ID.
+  uint64_t consume_expectation(uint32_t index);
+  // Layer-7 modules of a connection: follow it if one applies, release the
+  // slice (and its expectations) when the connection goes.
+  void bind_l7(Connection& c, uint32_t index, const ParsedPacket& p);
+  void track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir);
+  void release_l7(Connection& c);
+  void put_ftp(const Connection& c);
+  class Expector;
   // Frees up to `budget` idle entries that no packet of the current burst
   // refers to. Returns whether anything was freed.
   bool reclaim(uint32_t budget, const int32_t* pending, uint16_t pending_count);
@@ -241,6 +272,17 @@ class Pipeline {
   bool ckpt_fail_open_ = false;
   std::unique_ptr<FlowTable> flows_;
   std::unique_ptr<FragmentTable> fragments_;
+  std::unique_ptr<ExpectationTable> expectations_;
+  uint32_t expectations_open_ = 0;
+  // FTP slices: a pool per worker (the connection holds an index), with a
+  // stack of free indices; both allocated at creation.
+  using FtpRecord = ckpt::L7Record<FtpSlice>;
+  struct PoolDeleter {
+    void operator()(void* p) const;
+  };
+  std::unique_ptr<FtpRecord[], PoolDeleter> ftp_pool_;
+  std::unique_ptr<uint16_t[]> ftp_free_;
+  uint32_t ftp_free_count_ = 0;
   PipelineCounters counters_;
   std::vector<uint64_t> rule_hits_;
   uint32_t now_ms_ = 0;

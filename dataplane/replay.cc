@@ -28,6 +28,13 @@ Replay::Result Replay::feed(const uint8_t* frame, uint32_t len, uint64_t ts_ns) 
   Result r;
   r.side = p.side;
   pipeline.process(&p, 1, ts_ns, &r.verdict);
+  if (r.verdict.reason == Reason::expected) {
+    // The connection it opened names its master.
+    bool src_is_lo = false;
+    const int32_t pos = pipeline.flows().lookup(
+        make_flow_key(p.src, p.sport, p.dst, p.dport, p.proto, p.zone, &src_is_lo));
+    if (pos >= 0) r.master = pipeline.flows().at(static_cast<uint32_t>(pos)).master_id;
+  }
   // The dataplane runs its cleaner between bursts; so does the replay.
   pipeline.clean(ts_ns, 16);
   return r;

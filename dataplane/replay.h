@@ -28,7 +28,8 @@ class Replay {
 
   struct Result {
     Verdict verdict;
-    Side side;  // the port the frame arrived on; a passed frame leaves by the other
+    Side side;            // the port the frame arrived on; a passed frame leaves by the other
+    uint64_t master = 0;  // for reason expected: the connection that announced it
   };
   Result feed(const uint8_t* frame, uint32_t len, uint64_t ts_ns);
 

@@ -23,6 +23,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: holdfast-replay --config FILE --pcap IN [options]\n"
     "  --verdicts OUT.jsonl   one JSON line per packet: index (1-based), verdict, reason, conn\n"
+    "                         (and master, the announcing connection, for reason expected)\n"
     "  --out-inside F.pcap    frames that leave by the inside port (passed from outside)\n"
     "  --out-outside F.pcap   frames that leave by the outside port (passed from inside)\n"
     "  --workers N            pipelines, frames spread by the symmetric hash (default 1)\n"
@@ -259,7 +260,8 @@ int main(int argc, char** argv) {
     holdfast::ckpt::Layout layout;
     layout.workers = o.workers;
     layout.slots = config.pipeline.connections;
-    layout.modules = holdfast::ckpt::module_shapes(config.pipeline.fragments);
+    layout.modules =
+        holdfast::ckpt::module_shapes(config.pipeline.fragments, config.pipeline.ftp.sessions);
     client = holdfast::ckpt::Client::connect(ckpt, layout, &error);
     if (!client ||
         !replay->enable_checkpoint(*client, config.checkpoint.store_full_allow, &error)) {
@@ -324,12 +326,15 @@ int main(int argc, char** argv) {
       kill(getpid(), SIGKILL);
     }
     if (verdicts != nullptr) {
-      std::fprintf(verdicts,
-                   "{\"index\":%llu,\"verdict\":\"%s\",\"reason\":\"%.*s\",\"conn\":%llu}\n",
+      std::fprintf(verdicts, "{\"index\":%llu,\"verdict\":\"%s\",\"reason\":\"%.*s\",\"conn\":%llu",
                    static_cast<unsigned long long>(index), r.verdict.pass() ? "pass" : "drop",
                    static_cast<int>(holdfast::reason_name(r.verdict.reason).size()),
                    holdfast::reason_name(r.verdict.reason).data(),
                    static_cast<unsigned long long>(r.verdict.conn_id));
+      if (r.master != 0) {
+        std::fprintf(verdicts, ",\"master\":%llu", static_cast<unsigned long long>(r.master));
+      }
+      std::fputs("}\n", verdicts);
     }
     if (r.verdict.pass()) {
       pcap_dumper_t* d = r.side == holdfast::Side::inside ? out_outside.get() : out_inside.get();

@@ -10,11 +10,32 @@ namespace holdfast {
 
 using json = nlohmann::json;
 
+namespace {
+
+std::string endpoint(const IpAddr& a, uint16_t port) {
+  return a.is_v4() ? a.to_string() + ":" + std::to_string(port)
+                   : "[" + a.to_string() + "]:" + std::to_string(port);
+}
+
+// "client -> server" of a connection: the opener first.
+json describe(const Connection& c) {
+  const bool lo = c.flags & Connection::kOriginIsLo;
+  return {{"id", c.id},
+          {"client", lo ? endpoint(c.key.lo, c.key.lo_port) : endpoint(c.key.hi, c.key.hi_port)},
+          {"server", lo ? endpoint(c.key.hi, c.key.hi_port) : endpoint(c.key.lo, c.key.lo_port)}};
+}
+
+// At most this many FTP sessions are listed (the counters cover them all).
+constexpr size_t kMaxListedSessions = 64;
+
+}  // namespace
+
 json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
   PipelineCounters total;
   std::vector<uint64_t> hits;
   std::map<std::string, std::map<std::string, uint64_t>> active;
   const Policy* policy = nullptr;
+  std::map<uint64_t, json> sessions;  // FTP control connection ID -> it and its data connections
   for (const Pipeline* p : pipelines) {
     const PipelineCounters& c = p->counters();
     for (size_t i = 0; i < kReasonCount; ++i) total.reasons[i] += c.reasons[i];
@@ -23,6 +44,9 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
       total.expired[i] += c.expired[i];
     }
     total.reopened += c.reopened;
+#define HOLDFAST_FTP_SUM(name) total.ftp.name += c.ftp.name;
+    HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_SUM)
+#undef HOLDFAST_FTP_SUM
     total.fragments_expired += c.fragments_expired;
     if (hits.size() < p->rule_hits().size()) hits.resize(p->rule_hits().size());
     for (size_t i = 0; i < p->rule_hits().size(); ++i) hits[i] += p->rule_hits()[i];
@@ -30,6 +54,19 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
       const char* state = visit_l4(
           conn.l4, [&]<typename M>(M) { return M::state_name(conn.slice<typename M::Slice>()); });
       ++active[module_name(conn.l4)][state];
+      if (conn.l7 == ModuleId::ftp) {
+        json& session = sessions[conn.id];
+        const json d = describe(conn);
+        session["control"] = d["id"];
+        session["client"] = d["client"];
+        session["server"] = d["server"];
+        session["pending_expectations"] = p->ftp_slice(conn).pending_count;
+        if (!session.contains("data")) session["data"] = json::array();
+      } else if (conn.master_id != 0) {
+        json& session = sessions[conn.master_id];
+        if (!session.contains("data")) session["data"] = json::array();
+        session["data"].push_back(describe(conn));
+      }
     });
     policy = p->policy();
   }
@@ -56,6 +93,21 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
   conns["active"] = active.empty() ? json::object() : json(active);
   out["connections"] = conns;
   out["fragments_expired"] = total.fragments_expired;
+  json ftp = json::object();
+#define HOLDFAST_FTP_JSON(name) ftp[#name] = total.ftp.name;
+  HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_JSON)
+#undef HOLDFAST_FTP_JSON
+  json listed = json::array();
+  for (auto& [id, session] : sessions) {
+    if (listed.size() == kMaxListedSessions) break;
+    // A data connection whose control connection has gone shows with the
+    // master's ID alone.
+    if (!session.contains("control")) session["control"] = id;
+    listed.push_back(session);
+  }
+  ftp["open_sessions"] = listed;
+  ftp["open_sessions_total"] = sessions.size();
+  out["ftp"] = ftp;
   json rules = json::array();
   if (policy != nullptr) {
     for (size_t i = 0; i < policy->rules().size(); ++i) {
@@ -127,6 +179,40 @@ std::string format_stats(const json& s) {
       std::snprintf(line, sizeof line, "  %-6s %-12s %10llu\n", proto.key().c_str(),
                     st.key().c_str(), static_cast<unsigned long long>(st.value().get<uint64_t>()));
       out += line;
+    }
+  }
+  if (s.contains("ftp") && s["ftp"].value("sessions", uint64_t{0}) != 0) {
+    const json& f = s["ftp"];
+    auto n = [&](const char* key) {
+      return static_cast<unsigned long long>(f.value(key, uint64_t{0}));
+    };
+    std::snprintf(line, sizeof line,
+                  "FTP: %llu control connections, %llu announcements, %llu data connections "
+                  "admitted, %llu expectations expired unused\n",
+                  n("sessions"), n("announcements"), n("data_connections"),
+                  n("expectations_expired"));
+    out += line;
+    std::snprintf(line, sizeof line,
+                  "  refused: bounce %llu, low port %llu, malformed %llu, in use %llu, table full "
+                  "%llu; replaced %llu; sessions not followed %llu\n",
+                  n("refused_bounce"), n("refused_low_port"), n("refused_malformed"),
+                  n("refused_in_use"), n("refused_table_full"), n("replaced_pending"),
+                  n("sessions_full"));
+    out += line;
+    for (const json& session : f["open_sessions"]) {
+      std::snprintf(line, sizeof line, "  control %llu %s -> %s: %zu data connection%s\n",
+                    static_cast<unsigned long long>(session["control"].get<uint64_t>()),
+                    session.value("client", std::string("(gone)")).c_str(),
+                    session.value("server", std::string("")).c_str(), session["data"].size(),
+                    session["data"].size() == 1 ? "" : "s");
+      out += line;
+      for (const json& d : session["data"]) {
+        std::snprintf(line, sizeof line, "    data %llu %s -> %s\n",
+                      static_cast<unsigned long long>(d["id"].get<uint64_t>()),
+                      d["client"].get<std::string>().c_str(),
+                      d["server"].get<std::string>().c_str());
+        out += line;
+      }
     }
   }
   if (!s["rules"].empty()) {

@@ -39,6 +39,7 @@ decltype(auto) visit_l4(ModuleId id, Fn&& fn) {
     case ModuleId::other:
       return fn(OtherModule{});
     case ModuleId::none:
+    case ModuleId::ftp:  // layer 7: never a connection's layer-4 module
       break;
   }
   // Only entries in use are dispatched; anything else is a corrupted table.

@@ -30,6 +30,7 @@ enum class ModuleId : uint8_t {
   udp = 2,
   icmp = 3,
   other = 4,  // any other IP protocol, tracked by address pair
+  ftp = 5,    // layer 7: FTP control connections
 };
 inline constexpr const char* module_name(ModuleId id) {
   switch (id) {
@@ -41,6 +42,8 @@ inline constexpr const char* module_name(ModuleId id) {
       return "icmp";
     case ModuleId::other:
       return "other";
+    case ModuleId::ftp:
+      return "ftp";
     case ModuleId::none:
       break;
   }

@@ -64,22 +64,24 @@ class LineAssembler {
           on_line(std::string_view(buffer_, len));
         }
         length_ = 0;
-        overflow_ = false;
+        overflow_ = 0;
         continue;
       }
       if (length_ == kMaxLine) {
-        overflow_ = true;  // keep skipping up to the end of this line
+        overflow_ = 1;  // keep skipping up to the end of this line
         continue;
       }
       buffer_[length_++] = c;
     }
   }
   size_t pending() const { return length_; }
+  // For a copy read back from the checkpoint store.
+  bool valid() const { return length_ <= kMaxLine && overflow_ <= 1; }
 
  private:
   char buffer_[kMaxLine];
   uint16_t length_ = 0;
-  bool overflow_ = false;
+  uint8_t overflow_ = 0;  // not bool: a slice read back from the store may hold any byte
 };
 
 }  // namespace holdfast::ftp

@@ -934,7 +934,7 @@ void bm_bytes_per_connection(benchmark::State& state, uint32_t slots) {
   uint32_t base = 0;
   uint32_t tcp = 0;
   uint32_t all_connection_modules = 0;
-  for (const ckpt::SlotShape& m : ckpt::module_shapes(fragments)) {
+  for (const ckpt::SlotShape& m : ckpt::module_shapes(fragments, FtpSettings{}.sessions)) {
     if (m.module == ckpt::kBaseModule) base = m.slot_size;
     if (m.module == static_cast<uint8_t>(ModuleId::tcp)) tcp = m.slot_size;
     if (m.slots == 0) all_connection_modules += m.slot_size;

@@ -36,7 +36,7 @@ struct FakeStore {
   FakeStore(uint32_t workers, uint32_t set_number, uint32_t slots = kConnections) {
     uint64_t offset = 0;
     for (uint32_t w = 0; w < workers; ++w) {
-      for (const SlotShape& m : module_shapes(kFragments)) {
+      for (const SlotShape& m : module_shapes(kFragments, FtpSettings{}.sessions)) {
         RegionEntry r{};
         r.worker = static_cast<uint16_t>(w);
         r.module = m.module;
@@ -352,6 +352,139 @@ TEST(Recovery, FragmentRecordsSurvive) {
   EXPECT_EQ(rest.reason, Reason::fragment);
   EXPECT_EQ(rest.conn_id, v.conn_id);
   EXPECT_EQ(next.used(kFragmentModule).size(), 1u);
+}
+
+// An FTP control segment: client 10.0.0.1:40000 <-> server 192.0.2.10:21.
+Bytes ftp_segment(bool from_client, uint8_t flags, uint32_t seq, uint32_t ack,
+                  const std::string& text) {
+  TcpSpec t;
+  t.flags = flags;
+  t.seq = seq;
+  t.ack = ack;
+  t.payload = Bytes(text.begin(), text.end());
+  t.sport = from_client ? 40000 : 21;
+  t.dport = from_client ? 21 : 40000;
+  Ipv4Spec ip;
+  ip.src = from_client ? "10.0.0.1" : "192.0.2.10";
+  ip.dst = from_client ? "192.0.2.10" : "10.0.0.1";
+  return eth_v4(ip, tcp(t));
+}
+
+// The server's active-mode data SYN to the client's port 30000 + k.
+Bytes active_data_syn(int k) {
+  TcpSpec t;
+  t.flags = kSyn;
+  t.seq = 9000;
+  t.sport = 20;
+  t.dport = static_cast<uint16_t>(30000 + k);
+  Ipv4Spec ip;
+  ip.src = "192.0.2.10";
+  ip.dst = "10.0.0.1";
+  return eth_v4(ip, tcp(t));
+}
+
+std::string port_command(int k) {
+  const int port = 30000 + k;
+  return "PORT 10,0,0,1," + std::to_string(port / 256) + "," + std::to_string(port % 256) + "\r\n";
+}
+
+// An FTP session: handshake, then PORT for data port 30000 + 1, which a data
+// connection takes, then PORT for 30000 + 2, left pending. Returns the
+// control connection's ID and the client's next sequence number.
+std::pair<uint64_t, uint32_t> ftp_session(Dataplane& d) {
+  const Verdict syn = d.send(ftp_segment(true, kSyn, 1000, 0, ""), Side::inside);
+  EXPECT_EQ(syn.reason, Reason::new_connection);
+  d.send(ftp_segment(false, kSyn | kAck, 5000, 1001, ""), Side::outside);
+  uint32_t seq = 1001;
+  for (int k : {1, 2}) {
+    const std::string cmd = port_command(k);
+    EXPECT_EQ(d.send(ftp_segment(true, kAck | kPsh, seq, 5001, cmd), Side::inside).reason,
+              Reason::established);
+    seq += static_cast<uint32_t>(cmd.size());
+    if (k == 1) {
+      EXPECT_EQ(d.send(active_data_syn(1), Side::outside).reason, Reason::expected);
+    }
+  }
+  return {syn.conn_id, seq};
+}
+
+TEST(Recovery, FtpSessionsAndTheirPendingExpectationsSurvive) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const auto [control, seq] = ftp_session(before);
+  EXPECT_EQ(store.used(static_cast<uint8_t>(ModuleId::ftp)).size(), 1u);
+
+  FakeStore next(2, 2);
+  Dataplane after(2, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.restored.at("tcp"), 2u) << report.text();  // control and data
+  EXPECT_EQ(report.restored_l7.at("ftp"), 1u) << report.text();
+  EXPECT_TRUE(report.discarded.empty()) << report.text();
+  // The pending expectation came back with its master: the data connection
+  // announced before the crash is admitted after it.
+  const Verdict data = after.send(active_data_syn(2), Side::outside, kT0 + 10);
+  EXPECT_EQ(data.reason, Reason::expected);
+  // The control stream is read on from where it was: a new announcement
+  // after the crash opens a pinhole too.
+  EXPECT_EQ(
+      after.send(ftp_segment(true, kAck | kPsh, seq, 5001, port_command(3)), Side::inside, kT0 + 20)
+          .reason,
+      Reason::established);
+  EXPECT_EQ(after.send(active_data_syn(3), Side::outside, kT0 + 30).reason, Reason::expected);
+  // And the new set holds the session again.
+  EXPECT_EQ(next.used(static_cast<uint8_t>(ModuleId::ftp)).size(), 1u);
+  uint64_t restored = 0;
+  for (const auto& p : after.pipelines) restored += p->counters().ftp.sessions_restored;
+  EXPECT_EQ(restored, 1u);
+  (void)control;
+}
+
+TEST(Recovery, AnFtpSessionWithoutItsSliceGoesOnAsPlainTcp) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const auto [control, seq] = ftp_session(before);
+  // The FTP slot was torn by the crash.
+  const auto ftp_slots = store.used(static_cast<uint8_t>(ModuleId::ftp));
+  ASSERT_EQ(ftp_slots.size(), 1u);
+  store.slot(0, static_cast<uint8_t>(ModuleId::ftp), ftp_slots[0].second)->seq |= 1;
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();
+  EXPECT_EQ(report.discarded.at("l7_slice_missing"), 1u) << report.text();
+  EXPECT_EQ(report.restored.at("tcp"), 2u) << report.text();
+  // The control connection passes; what it announced is lost.
+  EXPECT_EQ(
+      after.send(ftp_segment(true, kAck | kPsh, seq, 5001, "NOOP\r\n"), Side::inside, kT0 + 10)
+          .conn_id,
+      control);
+  EXPECT_EQ(after.send(active_data_syn(2), Side::outside, kT0 + 20).reason, Reason::default_deny);
+}
+
+TEST(Recovery, AnFtpSliceNamingAnotherConnectionIsAnOrphan) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  ftp_session(before);
+  const auto ftp_slots = store.used(static_cast<uint8_t>(ModuleId::ftp));
+  ASSERT_EQ(ftp_slots.size(), 1u);
+  // Point the record at the data connection's position instead.
+  SlotHeader* h = store.slot(0, static_cast<uint8_t>(ModuleId::ftp), ftp_slots[0].second);
+  auto* record =
+      reinterpret_cast<L7Record<FtpSlice>*>(reinterpret_cast<uint8_t*>(h) + sizeof(SlotHeader));
+  const auto bases = store.used(kBaseModule);
+  ASSERT_EQ(bases.size(), 2u);
+  record->position = record->position == bases[0].second ? bases[1].second : bases[0].second;
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.discarded.at("orphan_slice"), 1u) << report.text();
+  EXPECT_EQ(report.discarded.at("l7_slice_missing"), 1u) << report.text();
+  EXPECT_EQ(report.restored_l7.at("ftp"), 0u) << report.text();
 }
 
 TEST(Recovery, AFullStoreRefusesNewConnectionsOrForwardsThemUnprotected) {

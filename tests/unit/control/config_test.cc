@@ -296,7 +296,10 @@ TEST(Config, UnknownKeysAreReportedWhereTheyAre) {
   EXPECT_TRUE(OnlyError(load(R"("limits": {"connections": 100})"), "/limits/connections",
                         "unknown key (expected one of: connections_per_worker, "
                         "fragments_per_worker)"));
-  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {}})"), "/modules/ftp", "unknown"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"sip": {}})"), "/modules/sip", "unknown"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"port": 21}})"), "/modules/ftp/port",
+                        "unknown key (expected one of: enabled, ports, expectation_timeout, "
+                        "sessions_per_worker)"));
   EXPECT_TRUE(OnlyError(load(R"("modules": {"tcp": {"liberal": true}})"), "/modules/tcp/liberal",
                         "unknown key (expected one of: loose_pickup)"));
   EXPECT_TRUE(OnlyError(load(R"("modules": {"udp": {"x": 1}})"), "/modules/udp/x", "unknown"));
@@ -670,6 +673,43 @@ TEST(ConfigCheckpoint, BadValuesAreReportedWithTheirPaths) {
   EXPECT_TRUE(
       OnlyError(load(R"("checkpoint": {"socket": 5})"), "/checkpoint/socket", "expected a string"));
   EXPECT_TRUE(OnlyError(load(R"("checkpoint": [])"), "/checkpoint", "expected an object"));
+}
+
+Config load_ok(const std::string& more) {
+  const ConfigResult r = load(more);
+  EXPECT_TRUE(r.config.has_value()) << all_errors(r);
+  return r.config.value_or(Config{});
+}
+
+TEST(Config, FtpSettings) {
+  Config c = load_ok(R"("modules": {"ftp": {"enabled": false, "ports": [21, 2121],
+                         "expectation_timeout": 30, "sessions_per_worker": 300}})");
+  EXPECT_FALSE(c.pipeline.ftp.enabled);
+  EXPECT_EQ(c.pipeline.ftp.port_count, 2u);
+  EXPECT_TRUE(c.pipeline.ftp.is_control_port(2121));
+  EXPECT_FALSE(c.pipeline.ftp.is_control_port(22));
+  EXPECT_EQ(c.pipeline.ftp.expectation_timeout_ms, 30'000u);
+  EXPECT_EQ(c.pipeline.ftp.sessions, 300u);
+  // Defaults: on, port 21.
+  c = load_ok("");
+  EXPECT_TRUE(c.pipeline.ftp.enabled);
+  EXPECT_TRUE(c.pipeline.ftp.is_control_port(21));
+  EXPECT_EQ(c.pipeline.ftp.port_count, 1u);
+
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"ports": []}})"), "/modules/ftp/ports",
+                        "between 1 and 16 ports"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"ports": [21, 0]}})"), "/modules/ftp/ports/1",
+                        "must be between 1 and 65535"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"ports": [21, 21]}})"), "/modules/ftp/ports/1",
+                        "listed twice"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"ports": 21}})"), "/modules/ftp/ports",
+                        "expected a list of port numbers"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"sessions_per_worker": 70000}})"),
+                        "/modules/ftp/sessions_per_worker", "must be between 1 and 65535"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"expectation_timeout": 0}})"),
+                        "/modules/ftp/expectation_timeout", "timeout must be between"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"enabled": "yes"}})"), "/modules/ftp/enabled",
+                        "expected true or false"));
 }
 
 }  // namespace
