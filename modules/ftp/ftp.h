@@ -105,7 +105,7 @@ struct FtpSlice {
   uint8_t reserved[7];
 };
 static_assert(std::is_trivially_copyable_v<FtpSlice>);
-static_assert(sizeof(FtpSlice) <= 2304, "FTP slice: checkpointed whole on every change");
+static_assert(sizeof(FtpSlice) == 2200, "FTP slice: checkpointed whole on every change");
 
 struct FtpModule {
   static constexpr ModuleId kId = ModuleId::ftp;
