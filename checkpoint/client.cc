@@ -99,6 +99,18 @@ std::unique_ptr<Client> Client::connect(const ClientOptions& options, const Layo
   return c;
 }
 
+std::unique_ptr<Client> Client::connect_reader(const ClientOptions& options, std::string* error) {
+  std::unique_ptr<Client> c(new Client());
+  c->options_ = options;
+  if (!options.token_file.empty() && !read_token_file(options.token_file, &c->token_, error)) {
+    return nullptr;
+  }
+  const nlohmann::json hello = {{"type", "hello"}, {"app", options.app}, {"role", "reader"}};
+  int fd = -1;
+  if (!c->hello(hello, error, &fd)) return nullptr;
+  return c;
+}
+
 bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
   nlohmann::json msg = request;
   if (!token_.empty()) msg["token"] = token_;
@@ -117,6 +129,7 @@ bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
     return false;
   }
   const bool resume = msg.contains("resume");
+  const bool reader = msg.value("role", "") == "reader";
   if (!resume) {
     if (*fd < 0) {
       *error = "holdfast-ckptd sent no store descriptor";
@@ -124,7 +137,8 @@ bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
       return false;
     }
     const uint64_t bytes = reply.value("store_bytes", uint64_t{0});
-    void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    void* map =
+        mmap(nullptr, bytes, reader ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
     close(*fd);
     *fd = -1;
     if (map == MAP_FAILED) {
@@ -145,13 +159,15 @@ bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
       disconnect();
       return false;
     }
-    auto write = parse_set(reply["write"], error);
-    if (!write) {
-      if (error->empty()) *error = "holdfast-ckptd sent no region set to write";
-      disconnect();
-      return false;
+    if (!reader) {
+      auto write = parse_set(reply["write"], error);
+      if (!write) {
+        if (error->empty()) *error = "holdfast-ckptd sent no region set to write";
+        disconnect();
+        return false;
+      }
+      write_ = *write;
     }
-    write_ = *write;
     // Every region must lie inside the mapping.
     for (const auto* set : {&write_, recover_ ? &*recover_ : nullptr}) {
       if (set == nullptr) continue;

@@ -47,6 +47,10 @@ class Client {
   // `layout`. Returns nullptr and sets *error (naming the socket) on failure.
   static std::unique_ptr<Client> connect(const ClientOptions& options, const Layout& layout,
                                          std::string* error);
+  // Connects as a reader of the application's committed set (holdfastctl):
+  // the store is mapped read-only, recover() is the set, there is none to
+  // write.
+  static std::unique_ptr<Client> connect_reader(const ClientOptions& options, std::string* error);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -56,7 +60,7 @@ class Client {
   const std::optional<RegionSet>& recover() const { return recover_; }
   // The set this dataplane writes.
   const RegionSet& write() const { return write_; }
-  // The whole store, mapped read-write.
+  // The whole store, mapped read-write (read-only for a reader).
   uint8_t* store() const { return map_; }
   uint64_t store_bytes() const { return map_bytes_; }
 

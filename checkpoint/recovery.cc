@@ -6,6 +6,7 @@
 #include <memory>
 #include <unordered_set>
 
+#include "checkpoint/slot_read.h"
 #include "checkpoint/writer.h"
 #include "dataplane/steering.h"
 #include "modules/l4_dispatch.h"
@@ -17,30 +18,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-// A slot read under its sequence counter: stable only if the counter was
-// even and unchanged across the copy (a live writer is possible for a
-// standby reader; after a crash the counter simply stays odd if torn).
-struct SlotRead {
-  SlotHeader header;
-  uint8_t payload[kMaxSlicePayload];
-  bool stable;
-};
-
-bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
-  const SlotHeader* h = r.slot(i);
-  const uint32_t before = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
-  // Most slots of a set are empty: stable and without a connection.
-  if (before % 2 == 0 && __atomic_load_n(&h->conn_id, __ATOMIC_RELAXED) == 0) return false;
-  std::memcpy(&out->header, h, sizeof(SlotHeader));
-  const size_t room = r.slot_size - sizeof(SlotHeader);
-  const size_t n = room < sizeof out->payload ? room : sizeof out->payload;
-  std::memcpy(out->payload, reinterpret_cast<const uint8_t*>(h) + sizeof(SlotHeader), n);
-  std::atomic_thread_fence(std::memory_order_acquire);
-  const uint32_t after = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
-  out->stable = before == after && before % 2 == 0;
-  return out->header.conn_id != 0 || !out->stable;
 }
 
 // A slot worth looking at: holding something, and not torn (which is

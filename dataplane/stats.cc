@@ -99,6 +99,8 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
 #undef HOLDFAST_FTP_JSON
   json listed = json::array();
   for (auto& [id, session] : sessions) {
+    std::sort(session["data"].begin(), session["data"].end(),
+              [](const json& a, const json& b) { return a["id"] < b["id"]; });
     if (listed.size() == kMaxListedSessions) break;
     // A data connection whose control connection has gone shows with the
     // master's ID alone.

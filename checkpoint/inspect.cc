@@ -1,0 +1,148 @@
+#include "checkpoint/inspect.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "checkpoint/slot_read.h"
+#include "dataplane/pipeline.h"
+#include "modules/l4_dispatch.h"
+
+namespace holdfast::ckpt {
+namespace {
+
+std::string endpoint(const IpAddr& a, uint16_t port) {
+  return a.is_v4() ? a.to_string() + ":" + std::to_string(port)
+                   : "[" + a.to_string() + "]:" + std::to_string(port);
+}
+
+}  // namespace
+
+std::string StoredConnection::client() const {
+  return (flags & Connection::kOriginIsLo) ? endpoint(key.lo, key.lo_port)
+                                           : endpoint(key.hi, key.hi_port);
+}
+
+std::string StoredConnection::server() const {
+  return (flags & Connection::kOriginIsLo) ? endpoint(key.hi, key.hi_port)
+                                           : endpoint(key.lo, key.lo_port);
+}
+
+nlohmann::json StoredConnection::to_json(uint64_t now_ms) const {
+  nlohmann::json j = {
+      {"id", id},
+      {"worker", worker},
+      {"protocol", module_name(l4)},
+      {"state", state},
+      {"client", client()},
+      {"server", server()},
+      {"zone", key.zone},
+      {"origin", (flags & Connection::kOriginInside) ? "inside" : "outside"},
+      {"age_s", now_ms / 1000 >= created_s ? now_ms / 1000 - created_s : 0},
+      // last seen reaches the store once a second
+      {"idle_s", static_cast<uint32_t>(static_cast<uint32_t>(now_ms) - last_seen_ms) / 1000}};
+  if (master_id != 0) j["master"] = master_id;
+  if (l7 != ModuleId::none) {
+    j["l7"] = module_name(l7);
+    j["pending_expectations"] = pending_expectations;
+  }
+  return j;
+}
+
+StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& set) {
+  StoredSet out;
+  std::map<uint32_t, std::array<MappedRegion, kModuleSlots>> regions;  // by worker
+  for (const RegionEntry& r : set.regions) {
+    if (r.module >= kModuleSlots || r.offset + r.bytes() > store_bytes) {
+      ++out.skipped["bad_region"];
+      continue;
+    }
+    MappedRegion& m = regions[r.worker][r.module];
+    m.slots = const_cast<uint8_t*>(store) + r.offset;
+    m.slot_size = r.slot_size;
+    m.slot_count = r.slot_count;
+    m.schema = r.schema;
+  }
+  auto slice_ok = [&](const SlotRead& s, uint8_t module, uint16_t schema, size_t length) {
+    if (!s.stable) {
+      ++out.skipped["torn"];
+      return false;
+    }
+    if (s.header.module != module || s.header.schema != schema) {
+      ++out.skipped["unknown_schema"];
+      return false;
+    }
+    if (s.header.length != length) {
+      ++out.skipped["bad_length"];
+      return false;
+    }
+    return true;
+  };
+
+  SlotRead s;
+  for (auto& [worker, mods] : regions) {
+    const MappedRegion& base = mods[kBaseModule];
+    if (base.slots == nullptr) continue;
+    std::map<uint32_t, size_t> at_position;  // position -> index in out.connections
+    for (uint32_t i = 0; i < base.slot_count; ++i) {
+      if (!read_slot(base, i, &s) || !slice_ok(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
+        continue;
+      }
+      BaseSlice b;
+      std::memcpy(&b, s.payload, sizeof b);
+      StoredConnection c;
+      c.worker = worker;
+      c.position = i;
+      c.id = s.header.conn_id;
+      c.master_id = b.master_id;
+      c.key = key_of(b);
+      c.flags = b.flags;
+      c.l4 = static_cast<ModuleId>(b.l4);
+      c.state = "-";
+      c.created_s = b.created_s;
+      c.last_seen_ms = b.last_seen_ms;
+      at_position[i] = out.connections.size();
+      out.connections.push_back(c);
+    }
+    // Layer-4 slices at the same positions, with the same connection ID.
+    for (ModuleId m : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
+      const MappedRegion& r = mods[static_cast<size_t>(m)];
+      if (r.slots == nullptr) continue;
+      for (const auto& [pos, index] : at_position) {
+        StoredConnection& c = out.connections[index];
+        if (c.l4 != m || pos >= r.slot_count || !read_slot(r, pos, &s)) continue;
+        if (s.header.conn_id != c.id) continue;  // a slice of an earlier connection
+        visit_l4(m, [&]<typename M>(M) {
+          using Slice = typename M::Slice;
+          if (!slice_ok(s, static_cast<uint8_t>(m), M::kSchemaVersion, sizeof(Slice))) return;
+          Slice slice;
+          std::memcpy(&slice, s.payload, sizeof slice);
+          if (M::valid(slice)) c.state = M::state_name(slice);
+        });
+      }
+    }
+    // FTP slices name their control connection's position.
+    const MappedRegion& ftp = mods[static_cast<size_t>(ModuleId::ftp)];
+    for (uint32_t i = 0; ftp.slots != nullptr && i < ftp.slot_count; ++i) {
+      using Record = L7Record<FtpSlice>;
+      if (!read_slot(ftp, i, &s) || !slice_ok(s, static_cast<uint8_t>(ModuleId::ftp),
+                                              FtpModule::kSchemaVersion, sizeof(Record))) {
+        continue;
+      }
+      const auto* record = reinterpret_cast<const Record*>(s.payload);
+      const auto it = at_position.find(record->position);
+      if (it == at_position.end() || out.connections[it->second].id != s.header.conn_id ||
+          !FtpModule::valid(record->slice)) {
+        ++out.skipped["orphan_slice"];
+        continue;
+      }
+      out.connections[it->second].l7 = ModuleId::ftp;
+      out.connections[it->second].pending_expectations = record->slice.pending_count;
+    }
+  }
+  std::sort(out.connections.begin(), out.connections.end(),
+            [](const StoredConnection& a, const StoredConnection& b) { return a.id < b.id; });
+  return out;
+}
+
+}  // namespace holdfast::ckpt
