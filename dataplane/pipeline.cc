@@ -382,7 +382,7 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
   }
   // A connection a layer-7 module announced is admitted by its expectation,
   // not by policy.
-  const int32_t expected = find_expectation(p);
+  int32_t expected = find_expectation(p);
   if (expected < 0) {
     const Reason admitted = admit(*match);
     if (admitted != Reason::new_connection) return {0, admitted};
@@ -396,7 +396,17 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
     flows_->erase(static_cast<uint32_t>(pos));
     return {0, Reason::ckpt_store_full};
   }
-  const uint64_t master = expected >= 0 ? consume_expectation(static_cast<uint32_t>(expected)) : 0;
+  uint64_t master = 0;
+  if (expected >= 0) {
+    // reclaim() above may have expired the master, closing its expectations.
+    expected = find_expectation(p);
+    if (expected >= 0) {
+      master = consume_expectation(static_cast<uint32_t>(expected));
+    } else if (const Reason admitted = admit(*match); admitted != Reason::new_connection) {
+      flows_->erase(static_cast<uint32_t>(pos));
+      return {0, admitted};
+    }
+  }
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
   init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo, master);
   return {c.id, master != 0 ? Reason::expected : Reason::new_connection};
@@ -429,7 +439,13 @@ int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
   if (expectations_->size() == 0 || p.proto != kProtoTcp) return -1;
   const ExpectationKey key = make_expectation_key(p.src, p.dst, p.dport, p.proto, p.zone, p.side);
   const int32_t pos = expectations_->lookup(key);
-  if (pos < 0 || expectation_expired(expectations_->at(static_cast<uint32_t>(pos)))) return -1;
+  if (pos < 0) return -1;
+  const Expectation& e = expectations_->at(static_cast<uint32_t>(pos));
+  if (expectation_expired(e)) return -1;
+  // A master that has idled out is gone, whether or not the cleaner has
+  // removed it (and its expectations) yet: verdicts never depend on that.
+  const Connection& m = flows_->at(e.master_pos);
+  if (m.id != e.master_id || expired(m)) return -1;
   return pos;
 }
 

@@ -520,6 +520,39 @@ TEST_F(FtpPipelineTest, ClosingTheControlConnectionClosesItsExpectations) {
             Reason::default_deny);
 }
 
+TEST_F(FtpPipelineTest, AnIdleMasterExpectsNothingWhetherCleanedOrNot) {
+  settings.tracker.tcp.established = 1000;
+  settings.ftp.expectation_timeout_ms = 600'000;
+  settings.connections = 64;
+  start();
+  control_handshake();
+  from_client("PORT 10,0,0,1,117,49\r\n");
+  // Fill the table: the data SYN must reclaim room, and the control
+  // connection is among what it reclaims.
+  for (uint16_t i = 1; pipe->flows().size() < pipe->flows().capacity(); ++i) {
+    ASSERT_EQ(send(segment(kClient, static_cast<uint16_t>(kCtlPort + i), kServer, 21, kSyn,
+                           kClientIsn, 0, "", Side::inside))
+                  .reason,
+              Reason::new_connection);
+  }
+  EXPECT_EQ(pipe->expectations().size(), 1u);
+  const Verdict data = send(
+      segment(kServer, 20, kClient, 117 * 256 + 49, kSyn, 77, 0, "", Side::outside), kT0 + 5000);
+  EXPECT_EQ(data.reason, Reason::default_deny);
+  // Not cleaned, the same: the master is idle, so is its expectation.
+  pipe.reset();
+  settings.connections = 1024;
+  start();
+  client_seq = kClientIsn + 1;
+  server_seq = kServerIsn + 1;
+  control_handshake();
+  from_client("PORT 10,0,0,1,117,49\r\n");
+  EXPECT_EQ(send(segment(kServer, 20, kClient, 117 * 256 + 49, kSyn, 77, 0, "", Side::outside),
+                 kT0 + 5000)
+                .reason,
+            Reason::default_deny);
+}
+
 TEST_F(FtpPipelineTest, SessionsBeyondThePoolAreCountedAndStillPass) {
   settings.ftp.sessions = 1;
   start();
