@@ -356,7 +356,7 @@ fi
 
 # Final statistics of the (last) dataplane.
 kill -TERM "$SUPERVISOR"
-wait "$SUPERVISOR" || true
+wait "$SUPERVISOR" || fail "the dataplane did not stop cleanly (status $?)"
 /usr/bin/python3 - "$WORK/stats.json" "$FTP" <<'EOF' || fail "final statistics are not as expected"
 import json, sys
 stats = json.load(open(sys.argv[1]))
