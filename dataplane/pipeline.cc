@@ -396,20 +396,22 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
     flows_->erase(static_cast<uint32_t>(pos));
     return {0, Reason::ckpt_store_full};
   }
-  uint64_t master = 0;
+  Expectation taken{};
   if (expected >= 0) {
     // reclaim() above may have expired the master, closing its expectations.
     expected = find_expectation(p);
     if (expected >= 0) {
-      master = consume_expectation(static_cast<uint32_t>(expected));
+      taken = take_expectation(static_cast<uint32_t>(expected));
     } else if (const Reason admitted = admit(*match); admitted != Reason::new_connection) {
       flows_->erase(static_cast<uint32_t>(pos));
       return {0, admitted};
     }
   }
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
-  init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo, master);
-  return {c.id, master != 0 ? Reason::expected : Reason::new_connection};
+  init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo, taken.master_id);
+  if (!taken.in_use()) return {c.id, Reason::new_connection};
+  settle_expectation(taken);
+  return {c.id, Reason::expected};
 }
 
 Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
@@ -430,9 +432,12 @@ Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_
   if (!store_admits(index)) return {0, Reason::ckpt_store_full};
   if (expired(c)) ++counters_.expired[slot(c.l4)];
   release_l7(c);
-  const uint64_t master = expected >= 0 ? consume_expectation(static_cast<uint32_t>(expected)) : 0;
-  init_connection(c, index, p, src_is_lo, master);
-  return {c.id, master != 0 ? Reason::expected : Reason::new_connection};
+  const Expectation taken =
+      expected >= 0 ? take_expectation(static_cast<uint32_t>(expected)) : Expectation{};
+  init_connection(c, index, p, src_is_lo, taken.master_id);
+  if (!taken.in_use()) return {c.id, Reason::new_connection};
+  settle_expectation(taken);
+  return {c.id, Reason::expected};
 }
 
 int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
@@ -449,17 +454,24 @@ int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
   return pos;
 }
 
-uint64_t Pipeline::consume_expectation(uint32_t index) {
+Expectation Pipeline::take_expectation(uint32_t index) {
   const Expectation e = expectations_->at(index);
   expectations_->erase(index);
   if (e.module == ModuleId::ftp) ++counters_.ftp.data_connections;
-  // The master leaves the expectation off its list of pending ones.
+  return e;
+}
+
+void Pipeline::settle_expectation(const Expectation& e) {
+  // The master leaves the expectation off its list of pending ones. This is
+  // checkpointed after the new connection: a crash in between leaves the
+  // expectation pending next to the connection that used it (recovery
+  // re-opens it until it expires), never a used expectation without its
+  // connection, which would make the retransmitted SYN meet the rules.
   Connection& m = flows_->at(e.master_pos);
   if (m.id == e.master_id && m.l7 == ModuleId::ftp) {
     FtpModule::consumed(ftp_pool_[m.l7_index].slice, e.key);
-    put_ftp(m);
+    if (checkpointed(e.master_pos)) put_ftp(m);
   }
-  return e.master_id;
 }
 
 void Pipeline::clean_expectations(uint32_t budget) {

@@ -251,8 +251,10 @@ class Pipeline {
   void clean_expectations(uint32_t budget);
   // The expectation the connection p opens was announced by, or -1.
   int32_t find_expectation(const ParsedPacket& p) const;
-  // Takes expectation `index` for a data connection; returns its master's ID.
-  uint64_t consume_expectation(uint32_t index);
+  // Removes expectation `index` for the data connection it admits; once that
+  // connection is created (and checkpointed), settle tells its master.
+  Expectation take_expectation(uint32_t index);
+  void settle_expectation(const Expectation& e);
   // Layer-7 modules of a connection: follow it if one applies, release the
   // slice (and its expectations) when the connection goes.
   void bind_l7(Connection& c, uint32_t index, const ParsedPacket& p);

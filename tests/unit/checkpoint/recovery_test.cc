@@ -487,6 +487,41 @@ TEST(Recovery, AnFtpSliceNamingAnotherConnectionIsAnOrphan) {
   EXPECT_EQ(report.restored_l7.at("ftp"), 0u) << report.text();
 }
 
+TEST(Recovery, ACrashBetweenTheDataConnectionAndItsMastersUpdateKeepsTheTransfer) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const Verdict syn = before.send(ftp_segment(true, kSyn, 1000, 0, ""), Side::inside);
+  before.send(ftp_segment(false, kSyn | kAck, 5000, 1001, ""), Side::outside);
+  before.send(ftp_segment(true, kAck | kPsh, 1001, 5001, port_command(1)), Side::inside);
+  // The FTP slot as it was before the data connection used the expectation.
+  const auto ftp_slots = store.used(static_cast<uint8_t>(ModuleId::ftp));
+  ASSERT_EQ(ftp_slots.size(), 1u);
+  SlotHeader* h = store.slot(0, static_cast<uint8_t>(ModuleId::ftp), ftp_slots[0].second);
+  const RegionEntry& r = store.region(0, static_cast<uint8_t>(ModuleId::ftp));
+  const std::vector<uint8_t> pending(reinterpret_cast<uint8_t*>(h),
+                                     reinterpret_cast<uint8_t*>(h) + r.slot_size);
+  const Verdict data = before.send(active_data_syn(1), Side::outside);
+  ASSERT_EQ(data.reason, Reason::expected);
+  // The crash came after the data connection was written, before the
+  // master's slice was: put the old slot back.
+  std::memcpy(h, pending.data(), pending.size());
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.restored.at("tcp"), 2u) << report.text();
+  // The retransmitted SYN belongs to the data connection, with its master.
+  const Verdict again = after.send(active_data_syn(1), Side::outside, kT0 + 1000);
+  EXPECT_EQ(again.reason, Reason::established);
+  EXPECT_EQ(again.conn_id, data.conn_id);
+  uint64_t master = 0;
+  after.pipelines[0]->flows().for_each([&](uint32_t, const Connection& c) {
+    if (c.id == data.conn_id) master = c.master_id;
+  });
+  EXPECT_EQ(master, syn.conn_id);
+}
+
 TEST(Recovery, AFullStoreRefusesNewConnectionsOrForwardsThemUnprotected) {
   // Three slots per region: a fresh table hands out positions 0, 1, 2, ...
   for (bool fail_open : {false, true}) {
