@@ -9,23 +9,15 @@
 #include "modules/l4_dispatch.h"
 
 namespace holdfast::ckpt {
-namespace {
-
-std::string endpoint(const IpAddr& a, uint16_t port) {
-  return a.is_v4() ? a.to_string() + ":" + std::to_string(port)
-                   : "[" + a.to_string() + "]:" + std::to_string(port);
-}
-
-}  // namespace
 
 std::string StoredConnection::client() const {
-  return (flags & Connection::kOriginIsLo) ? endpoint(key.lo, key.lo_port)
-                                           : endpoint(key.hi, key.hi_port);
+  return (flags & Connection::kOriginIsLo) ? key.lo.to_string(key.lo_port)
+                                           : key.hi.to_string(key.hi_port);
 }
 
 std::string StoredConnection::server() const {
-  return (flags & Connection::kOriginIsLo) ? endpoint(key.hi, key.hi_port)
-                                           : endpoint(key.lo, key.lo_port);
+  return (flags & Connection::kOriginIsLo) ? key.hi.to_string(key.hi_port)
+                                           : key.lo.to_string(key.lo_port);
 }
 
 nlohmann::json StoredConnection::to_json(uint64_t now_ms) const {

@@ -44,7 +44,7 @@ struct alignas(64) Connection {
 
   static constexpr uint8_t kOriginIsLo = 0x01;    // the opener is key.lo
   static constexpr uint8_t kOriginInside = 0x02;  // opened from the inside port
-  static constexpr uint8_t kHasL7 = 0x04;         // a layer-7 module follows it
+  static constexpr uint8_t kHasL7 = 0x04;         // a layer-7 module follows it (l7, l7_index)
 
   bool in_use() const { return id != 0; }
   Side origin_side() const { return (flags & kOriginInside) ? Side::inside : Side::outside; }

@@ -14,6 +14,16 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
   return std::nullopt;
 }
 
+std::string IpAddr::to_string(uint16_t port) const {
+  std::string out;
+  if (!is_v4()) out.push_back('[');
+  out.append(to_string());
+  if (!is_v4()) out.push_back(']');
+  out.push_back(':');
+  out.append(std::to_string(port));
+  return out;
+}
+
 std::string IpAddr::to_string() const {
   char out[INET6_ADDRSTRLEN];
   if (is_v4()) {

@@ -53,6 +53,8 @@ struct IpAddr {
   // Control path only.
   static std::optional<IpAddr> parse(std::string_view text);
   std::string to_string() const;
+  // "192.0.2.1:80" or "[2001:db8::1]:80".
+  std::string to_string(uint16_t port) const;
 };
 static_assert(sizeof(IpAddr) == 16);
 

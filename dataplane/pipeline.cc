@@ -360,7 +360,9 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
           ckpt_->put_base(index, c);
         }
       }
-      if (c.l7 != ModuleId::none) [[unlikely]]
+      // The flag, on line 0: l7 is on line 1, which established packets
+      // otherwise never touch.
+      if (c.flags & Connection::kHasL7) [[unlikely]]
         track_l7(c, index, p, dir);
       return {c.id, Reason::established};
     case Outcome::Action::drop:
@@ -504,6 +506,7 @@ void Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
 }
 
 void Pipeline::track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir) {
+  if (c.l7 != ModuleId::ftp) return;
   FtpRecord& r = ftp_pool_[c.l7_index];
   Expector host(*this, c, index);
   if (FtpModule::on_segment(r.slice, p, dir, now_ms_, settings_.ftp, host, counters_.ftp) &&

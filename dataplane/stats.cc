@@ -12,17 +12,12 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string endpoint(const IpAddr& a, uint16_t port) {
-  return a.is_v4() ? a.to_string() + ":" + std::to_string(port)
-                   : "[" + a.to_string() + "]:" + std::to_string(port);
-}
-
 // "client -> server" of a connection: the opener first.
 json describe(const Connection& c) {
   const bool lo = c.flags & Connection::kOriginIsLo;
   return {{"id", c.id},
-          {"client", lo ? endpoint(c.key.lo, c.key.lo_port) : endpoint(c.key.hi, c.key.hi_port)},
-          {"server", lo ? endpoint(c.key.hi, c.key.hi_port) : endpoint(c.key.lo, c.key.lo_port)}};
+          {"client", lo ? c.key.lo.to_string(c.key.lo_port) : c.key.hi.to_string(c.key.hi_port)},
+          {"server", lo ? c.key.hi.to_string(c.key.hi_port) : c.key.lo.to_string(c.key.lo_port)}};
 }
 
 // At most this many FTP sessions are listed (the counters cover them all).
