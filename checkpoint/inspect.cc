@@ -43,18 +43,9 @@ nlohmann::json StoredConnection::to_json(uint64_t now_ms) const {
 
 StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& set) {
   StoredSet out;
-  std::map<uint32_t, std::array<MappedRegion, kModuleSlots>> regions;  // by worker
-  for (const RegionEntry& r : set.regions) {
-    if (r.module >= kModuleSlots || r.offset + r.bytes() > store_bytes) {
-      ++out.skipped["bad_region"];
-      continue;
-    }
-    MappedRegion& m = regions[r.worker][r.module];
-    m.slots = const_cast<uint8_t*>(store) + r.offset;
-    m.slot_size = r.slot_size;
-    m.slot_count = r.slot_count;
-    m.schema = r.schema;
-  }
+  uint64_t bad_regions = 0;
+  const auto regions = map_regions(store, store_bytes, set, &bad_regions);
+  if (bad_regions != 0) out.skipped["bad_region"] += bad_regions;
   auto slice_ok = [&](const SlotRead& s, uint8_t module, uint16_t schema, size_t length) {
     if (!s.stable) {
       ++out.skipped["torn"];
@@ -72,7 +63,8 @@ StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& 
   };
 
   SlotRead s;
-  for (auto& [worker, mods] : regions) {
+  for (uint32_t worker = 0; worker < regions.size(); ++worker) {
+    const auto& mods = regions[worker];
     const MappedRegion& base = mods[kBaseModule];
     if (base.slots == nullptr) continue;
     std::map<uint32_t, size_t> at_position;  // position -> index in out.connections

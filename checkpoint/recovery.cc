@@ -192,23 +192,11 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
   report.restored_l7[module_name(ModuleId::ftp)] = 0;
 
   // The old set's regions by worker and module.
-  uint32_t old_workers = 0;
-  for (const RegionEntry& r : from.regions) {
-    if (r.worker + 1u > old_workers) old_workers = r.worker + 1u;
-  }
+  uint64_t bad_regions = 0;
+  const auto old = map_regions(store, store_bytes, from, &bad_regions);
+  if (bad_regions != 0) report.discarded["bad_region"] += bad_regions;
+  const auto old_workers = static_cast<uint32_t>(old.size());
   report.workers_before = old_workers;
-  std::vector<std::array<MappedRegion, kModuleSlots>> old(old_workers);
-  for (const RegionEntry& r : from.regions) {
-    if (r.module >= kModuleSlots || r.offset + r.bytes() > store_bytes) {
-      ++report.discarded["bad_region"];
-      continue;
-    }
-    MappedRegion& m = old[r.worker][r.module];
-    m.slots = const_cast<uint8_t*>(store) + r.offset;
-    m.slot_size = r.slot_size;
-    m.slot_count = r.slot_count;
-    m.schema = r.schema;
-  }
 
   // Phase 1: base layers, placed by the owner of their address pair now.
   auto phase = Clock::now();

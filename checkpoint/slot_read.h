@@ -3,10 +3,13 @@
 // holdfastctl a live one.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
+#include "checkpoint/client.h"
 #include "checkpoint/writer.h"
 
 namespace holdfast::ckpt {
@@ -35,6 +38,33 @@ inline bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
   const uint32_t after = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
   out->stable = before == after && before % 2 == 0;
   return out->header.conn_id != 0 || !out->stable;
+}
+
+// The regions of `set`, by worker and module, as mapped at `store` (a
+// region of no module this build knows, or reaching past the store's end,
+// stays unmapped and is counted in *bad). One entry per worker up to the
+// highest worker the set names.
+inline std::vector<std::array<MappedRegion, kModuleSlots>> map_regions(const uint8_t* store,
+                                                                       uint64_t store_bytes,
+                                                                       const RegionSet& set,
+                                                                       uint64_t* bad) {
+  uint32_t workers = 0;
+  for (const RegionEntry& r : set.regions) {
+    if (r.worker + 1u > workers) workers = r.worker + 1u;
+  }
+  std::vector<std::array<MappedRegion, kModuleSlots>> out(workers);
+  for (const RegionEntry& r : set.regions) {
+    if (r.module >= kModuleSlots || r.offset + r.bytes() > store_bytes) {
+      ++*bad;
+      continue;
+    }
+    MappedRegion& m = out[r.worker][r.module];
+    m.slots = const_cast<uint8_t*>(store) + r.offset;
+    m.slot_size = r.slot_size;
+    m.slot_count = r.slot_count;
+    m.schema = r.schema;
+  }
+  return out;
 }
 
 }  // namespace holdfast::ckpt

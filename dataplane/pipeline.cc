@@ -75,19 +75,16 @@ class Pipeline::Expector final : public ExpectationHost {
     ExpectationTable& t = *pipeline_.expectations_;
     int32_t pos = t.lookup(key);
     if (pos >= 0) {
-      Expectation& e = t.at(static_cast<uint32_t>(pos));
+      // Ours (a renewed lease), or another master's that has expired.
+      const Expectation& e = t.at(static_cast<uint32_t>(pos));
       if (e.master_id != master_id_ && !pipeline_.expectation_expired(e)) return Result::in_use;
-      e.master_id = master_id_;
-      e.master_pos = master_pos_;
-      e.expires_ms = expires_ms;
-      e.module = module_;
-      return Result::opened;
-    }
-    pos = t.insert(key);
-    if (pos < 0) {
-      pipeline_.clean_expectations(t.capacity());
+    } else {
       pos = t.insert(key);
-      if (pos < 0) return Result::table_full;
+      if (pos < 0) {
+        pipeline_.clean_expectations(t.capacity());
+        pos = t.insert(key);
+        if (pos < 0) return Result::table_full;
+      }
     }
     Expectation& e = t.at(static_cast<uint32_t>(pos));
     e.master_id = master_id_;
@@ -488,21 +485,27 @@ void Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
   if (!settings_.ftp.enabled || c.l4 != ModuleId::tcp || !settings_.ftp.is_control_port(p.dport)) {
     return;
   }
-  if (ftp_free_count_ == 0) {
+  FtpRecord* r = take_ftp_slice(c, index);
+  if (r == nullptr) {
     ++counters_.ftp.sessions_full;
     return;
   }
+  FtpModule::open(r->slice);
+  ++counters_.ftp.sessions;
+  Expector host(*this, c, index);
+  FtpModule::on_segment(r->slice, p, Dir::original, now_ms_, settings_.ftp, host, counters_.ftp);
+}
+
+Pipeline::FtpRecord* Pipeline::take_ftp_slice(Connection& c, uint32_t index) {
+  if (ftp_free_count_ == 0) return nullptr;
   const uint16_t i = ftp_free_[--ftp_free_count_];
   FtpRecord& r = ftp_pool_[i];
   r.position = index;
   r.reserved = 0;
-  FtpModule::open(r.slice);
   c.l7 = ModuleId::ftp;
   c.l7_index = i;
   c.flags |= Connection::kHasL7;
-  ++counters_.ftp.sessions;
-  Expector host(*this, c, index);
-  FtpModule::on_segment(r.slice, p, Dir::original, now_ms_, settings_.ftp, host, counters_.ftp);
+  return &r;
 }
 
 void Pipeline::track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir) {
@@ -631,17 +634,11 @@ void Pipeline::drop_restored(uint32_t position) {
 
 bool Pipeline::restore_ftp(uint32_t position, const FtpSlice& slice) {
   Connection& c = flows_->at(position);
-  if (ftp_free_count_ == 0) return false;
-  const uint16_t i = ftp_free_[--ftp_free_count_];
-  FtpRecord& r = ftp_pool_[i];
-  r.position = position;
-  r.reserved = 0;
-  r.slice = slice;
-  c.l7 = ModuleId::ftp;
-  c.l7_index = i;
-  c.flags |= Connection::kHasL7;
+  FtpRecord* r = take_ftp_slice(c, position);
+  if (r == nullptr) return false;
+  r->slice = slice;
   Expector host(*this, c, position);
-  FtpModule::reopen(r.slice, host);
+  FtpModule::reopen(r->slice, host);
   ++counters_.ftp.sessions_restored;
   return true;
 }

@@ -260,6 +260,7 @@ class Pipeline {
   void bind_l7(Connection& c, uint32_t index, const ParsedPacket& p);
   void track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir);
   void release_l7(Connection& c);
+  // A free FTP slice from the pool, bound to c at index; nullptr when none.
   void put_ftp(const Connection& c);
   class Expector;
   // Frees up to `budget` idle entries that no packet of the current burst
@@ -279,6 +280,9 @@ class Pipeline {
   // FTP slices: a pool per worker (the connection holds an index), with a
   // stack of free indices; both allocated at creation.
   using FtpRecord = ckpt::L7Record<FtpSlice>;
+  // A free slice from the pool, bound to c at position index; nullptr when
+  // none is free.
+  FtpRecord* take_ftp_slice(Connection& c, uint32_t index);
   struct PoolDeleter {
     void operator()(void* p) const;
   };
