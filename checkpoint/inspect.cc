@@ -51,12 +51,8 @@ StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& 
       ++out.skipped["torn"];
       return false;
     }
-    if (s.header.module != module || s.header.schema != schema) {
-      ++out.skipped["unknown_schema"];
-      return false;
-    }
-    if (s.header.length != length) {
-      ++out.skipped["bad_length"];
+    if (const char* why = slot_mismatch(s, module, schema, length)) {
+      ++out.skipped[why];
       return false;
     }
     return true;

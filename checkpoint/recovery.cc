@@ -50,12 +50,9 @@ bool attach(Pipeline& p, uint32_t position, ModuleId module, const SlotRead& s,
             std::map<std::string, uint64_t>* discarded) {
   return visit_l4(module, [&]<typename M>(M) {
     using Slice = typename M::Slice;
-    if (s.header.schema != M::kSchemaVersion) {
-      ++(*discarded)["unknown_schema"];
-      return false;
-    }
-    if (s.header.length != sizeof(Slice)) {
-      ++(*discarded)["bad_length"];
+    if (const char* why =
+            slot_mismatch(s, static_cast<uint8_t>(module), M::kSchemaVersion, sizeof(Slice))) {
+      ++(*discarded)[why];
       return false;
     }
     Slice slice;
@@ -209,12 +206,8 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     placed[w].assign(base.slot_count, kNone);
     for (uint32_t i = 0; i < base.slot_count; ++i) {
       if (!read_stable(base, i, &s, &report)) continue;
-      if (s.header.module != kBaseModule || s.header.schema != kBaseSchema) {
-        ++report.discarded["unknown_schema"];
-        continue;
-      }
-      if (s.header.length != sizeof(BaseSlice)) {
-        ++report.discarded["bad_length"];
+      if (const char* why = slot_mismatch(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
+        ++report.discarded[why];
         continue;
       }
       BaseSlice b;
@@ -278,13 +271,9 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     for (uint32_t i = 0; i < r.slot_count; ++i) {
       if (!read_stable(r, i, &s, &report)) continue;
       using Record = L7Record<FtpSlice>;
-      if (s.header.module != static_cast<uint8_t>(ModuleId::ftp) ||
-          s.header.schema != FtpModule::kSchemaVersion) {
-        ++report.discarded["unknown_schema"];
-        continue;
-      }
-      if (s.header.length != sizeof(Record)) {
-        ++report.discarded["bad_length"];
+      if (const char* why = slot_mismatch(s, static_cast<uint8_t>(ModuleId::ftp),
+                                          FtpModule::kSchemaVersion, sizeof(Record))) {
+        ++report.discarded[why];
         continue;
       }
       // The slice is large: validate it in place, copy it once.

@@ -40,6 +40,16 @@ inline bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
   return out->header.conn_id != 0 || !out->stable;
 }
 
+// Why a stable slot cannot be read as module `module`'s slice of schema
+// `schema` and `length` bytes ("unknown_schema", "bad_length"), or nullptr
+// when it can. The names are the counters recovery and holdfastctl report.
+inline const char* slot_mismatch(const SlotRead& s, uint8_t module, uint16_t schema,
+                                 size_t length) {
+  if (s.header.module != module || s.header.schema != schema) return "unknown_schema";
+  if (s.header.length != length) return "bad_length";
+  return nullptr;
+}
+
 // The regions of `set`, by worker and module, as mapped at `store` (a
 // region of no module this build knows, or reaching past the store's end,
 // stays unmapped and is counted in *bad). One entry per worker up to the
