@@ -15,7 +15,7 @@ for r in $reasons; do
 done
 documented=$(sed -n '/^## Verdict reasons/,$p' "$root/docs/dataplane.md" | grep -oE '^\| `[a-z0-9_]+`(, `[a-z0-9_]+`)*' | grep -oE '[a-z0-9_]+')
 for d in $documented; do
-  echo "$reasons" | grep -qx "$d" || { echo "FAIL: docs/dataplane.md documents $d, which verdict.h does not have"; rc=1; }
+  grep -qx "$d" <<<"$reasons" || { echo "FAIL: docs/dataplane.md documents $d, which verdict.h does not have"; rc=1; }
 done
 [ $rc -eq 0 ] && echo "ok: $(echo "$reasons" | wc -l) reasons documented"
 
