@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "checkpoint/protocol.h"
+#include "checkpoint/writer.h"
 #include "control/log.h"
 
 namespace holdfast::ckpt {
@@ -172,7 +173,7 @@ bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
     for (const auto* set : {&write_, recover_ ? &*recover_ : nullptr}) {
       if (set == nullptr) continue;
       for (const RegionEntry& r : set->regions) {
-        if (r.offset + r.bytes() > map_bytes_ || r.module >= 8) {
+        if (r.offset + r.bytes() > map_bytes_ || r.module >= kModuleSlots) {
           *error = "holdfast-ckptd described a region outside the store";
           disconnect();
           return false;

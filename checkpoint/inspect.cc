@@ -34,9 +34,15 @@ nlohmann::json StoredConnection::to_json(uint64_t now_ms) const {
       // last seen reaches the store once a second
       {"idle_s", static_cast<uint32_t>(static_cast<uint32_t>(now_ms) - last_seen_ms) / 1000}};
   if (master_id != 0) j["master"] = master_id;
-  if (l7 != ModuleId::none) {
+  if (l7 == ModuleId::ftp) {
     j["l7"] = module_name(l7);
     j["pending_expectations"] = pending_expectations;
+  } else if (l7 == ModuleId::sip) {
+    j["l7"] = module_name(l7);
+    j["calls"] = nlohmann::json::array();
+    for (const Call& c : calls) {
+      j["calls"].push_back({{"call_id", c.call_id}, {"state", c.state}, {"media", c.media}});
+    }
   }
   return j;
 }
@@ -119,6 +125,35 @@ StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& 
       out.connections[it->second].l7 = ModuleId::ftp;
       out.connections[it->second].pending_expectations = record->slice.pending_count;
     }
+    // SIP sessions, then their calls, by their signalling connection's
+    // position.
+    auto each_record = [&]<typename Slice>(uint8_t module, const auto& fn) {
+      using Record = L7Record<Slice>;
+      const MappedRegion& r = mods[module];
+      for (uint32_t i = 0; r.slots != nullptr && i < r.slot_count; ++i) {
+        if (!read_slot(r, i, &s) ||
+            !slice_ok(s, module, SipModule::kSchemaVersion, sizeof(Record))) {
+          continue;
+        }
+        const auto* record = reinterpret_cast<const Record*>(s.payload);
+        const auto it = at_position.find(record->position);
+        if (it == at_position.end() || out.connections[it->second].id != s.header.conn_id ||
+            !SipModule::valid(record->slice) || !fn(out.connections[it->second], record->slice)) {
+          ++out.skipped["orphan_slice"];
+        }
+      }
+    };
+    each_record.operator()<SipSession>(static_cast<uint8_t>(ModuleId::sip),
+                                       [](StoredConnection& c, const SipSession&) {
+                                         c.l7 = ModuleId::sip;
+                                         return true;
+                                       });
+    each_record.operator()<SipCall>(kSipCallModule, [](StoredConnection& c, const SipCall& call) {
+      if (c.l7 != ModuleId::sip) return false;
+      c.calls.push_back({std::string(call.call_id, call.call_id_len), SipModule::state_name(call),
+                         call.media_count});
+      return true;
+    });
   }
   std::sort(out.connections.begin(), out.connections.end(),
             [](const StoredConnection& a, const StoredConnection& b) { return a.id < b.id; });

@@ -27,8 +27,14 @@ struct StoredConnection {
   std::string state;  // the layer-4 module's state name, "-" without its slice
   uint32_t created_s = 0;
   uint32_t last_seen_ms = 0;
-  ModuleId l7 = ModuleId::none;  // ftp: an FTP control connection with its slice
-  uint32_t pending_expectations = 0;
+  ModuleId l7 = ModuleId::none;       // ftp, sip: followed by that module, with its slice
+  uint32_t pending_expectations = 0;  // ftp
+  struct Call {
+    std::string call_id;
+    std::string state;
+    uint32_t media = 0;  // media connections recorded in the call
+  };
+  std::vector<Call> calls;  // sip
 
   // "address:port" of the opener and of the other end.
   std::string client() const;

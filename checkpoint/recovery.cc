@@ -36,7 +36,7 @@ bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
   if (b.flags & ~(Connection::kOriginIsLo | Connection::kOriginInside | Connection::kHasL7)) {
     return false;
   }
-  if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp) return false;
+  if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp && l4 != ModuleId::udp) return false;
   const FlowKey k = key_of(b);
   if (k.lo.is_v4() != k.hi.is_v4()) return false;
   // Canonical order, as make_flow_key builds it.
@@ -68,9 +68,25 @@ bool attach(Pipeline& p, uint32_t position, ModuleId module, const SlotRead& s,
 
 constexpr uint64_t kNone = ~uint64_t{0};
 
+// The schema version of a layer-7 record's slice.
+template <typename Slice>
+struct SchemaOf;
+template <>
+struct SchemaOf<FtpSlice> {
+  static constexpr uint16_t kVersion = FtpModule::kSchemaVersion;
+};
+template <>
+struct SchemaOf<SipSession> {
+  static constexpr uint16_t kVersion = SipModule::kSchemaVersion;
+};
+template <>
+struct SchemaOf<SipCall> {
+  static constexpr uint16_t kVersion = SipModule::kSchemaVersion;
+};
+
 }  // namespace
 
-std::vector<SlotShape> module_shapes(uint32_t fragments, uint32_t ftp_sessions) {
+std::vector<SlotShape> module_shapes(const PipelineSettings& settings) {
   return {
       {kBaseModule, kBaseSchema, slot_size_for(sizeof(BaseSlice))},
       {static_cast<uint8_t>(ModuleId::tcp), TcpModule::kSchemaVersion,
@@ -82,14 +98,18 @@ std::vector<SlotShape> module_shapes(uint32_t fragments, uint32_t ftp_sessions) 
       {static_cast<uint8_t>(ModuleId::other), OtherModule::kSchemaVersion,
        slot_size_for(sizeof(OtherModule::Slice))},
       {static_cast<uint8_t>(ModuleId::ftp), FtpModule::kSchemaVersion,
-       slot_size_for(sizeof(L7Record<FtpSlice>)), std::max<uint32_t>(ftp_sessions, 1)},
-      {kFragmentModule, kFragmentSchema, slot_size_for(sizeof(FragmentRecord)), fragments},
+       slot_size_for(sizeof(L7Record<FtpSlice>)), std::max<uint32_t>(settings.ftp.sessions, 1)},
+      {static_cast<uint8_t>(ModuleId::sip), SipModule::kSchemaVersion,
+       slot_size_for(sizeof(L7Record<SipSession>)), std::max<uint32_t>(settings.sip.sessions, 1)},
+      {kFragmentModule, kFragmentSchema, slot_size_for(sizeof(FragmentRecord)), settings.fragments},
+      {kSipCallModule, SipModule::kSchemaVersion, slot_size_for(sizeof(L7Record<SipCall>)),
+       std::max<uint32_t>(settings.sip.calls, 1)},
   };
 }
 
 bool attach_writers(uint8_t* store, const RegionSet& set, std::vector<WorkerCheckpoint>* writers,
                     std::string* error) {
-  const size_t modules = module_shapes(0, 0).size();
+  const size_t modules = module_shapes(PipelineSettings{}).size();
   std::vector<size_t> found(writers->size(), 0);
   for (const RegionEntry& r : set.regions) {
     if (r.worker >= writers->size() || r.module >= kModuleSlots) {
@@ -128,6 +148,8 @@ nlohmann::json RecoveryReport::to_json() const {
           {"restored", restored},
           {"restored_total", restored_total()},
           {"restored_l7", restored_l7},
+          {"sip_calls", sip_calls},
+          {"sip_media_linked", sip_media_linked},
           {"fragment_records", fragments},
           {"discarded", discarded},
           {"phase_ms", phase_ms},
@@ -152,6 +174,12 @@ std::string RecoveryReport::text() const {
   for (const auto& [module, n] : restored_l7) {
     std::snprintf(line, sizeof line, " (%s sessions %llu)", module.c_str(),
                   static_cast<unsigned long long>(n));
+    out += line;
+  }
+  if (sip_calls != 0) {
+    std::snprintf(line, sizeof line, " (sip calls %llu, media linked %llu)",
+                  static_cast<unsigned long long>(sip_calls),
+                  static_cast<unsigned long long>(sip_media_linked));
     out += line;
   }
   std::snprintf(line, sizeof line, ", fragment records %llu",
@@ -187,6 +215,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     report.restored[module_name(m)] = 0;
   }
   report.restored_l7[module_name(ModuleId::ftp)] = 0;
+  report.restored_l7[module_name(ModuleId::sip)] = 0;
 
   // The old set's regions by worker and module.
   uint64_t bad_regions = 0;
@@ -263,45 +292,72 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
       }
     }
   }
-  // Layer-7 slices: each names the position its connection had, which maps
+  // Layer-7 records: each names the position its connection had, which maps
   // to the connection restored from there; the connection ID must match.
-  for (uint32_t w = 0; w < old_workers; ++w) {
-    const MappedRegion& r = old[w][static_cast<size_t>(ModuleId::ftp)];
-    if (r.slots == nullptr) continue;
-    for (uint32_t i = 0; i < r.slot_count; ++i) {
-      if (!read_stable(r, i, &s, &report)) continue;
-      using Record = L7Record<FtpSlice>;
-      if (const char* why = slot_mismatch(s, static_cast<uint8_t>(ModuleId::ftp),
-                                          FtpModule::kSchemaVersion, sizeof(Record))) {
-        ++report.discarded[why];
-        continue;
+  // fn(record, new worker, position) returns nullptr or why it was not
+  // restored.
+  auto each_l7 = [&]<typename Slice>(uint8_t module, const auto& fn) {
+    using Record = L7Record<Slice>;
+    for (uint32_t w = 0; w < old_workers; ++w) {
+      const MappedRegion& r = old[w][module];
+      if (r.slots == nullptr) continue;
+      for (uint32_t i = 0; i < r.slot_count; ++i) {
+        if (!read_stable(r, i, &s, &report)) continue;
+        if (const char* why = slot_mismatch(s, module, SchemaOf<Slice>::kVersion, sizeof(Record))) {
+          ++report.discarded[why];
+          continue;
+        }
+        // Records are large: validate in place, copy once.
+        const auto* record = reinterpret_cast<const Record*>(s.payload);
+        const uint64_t where =
+            record->position < placed[w].size() ? placed[w][record->position] : kNone;
+        if (where == kNone) {
+          ++report.discarded["orphan_slice"];
+          continue;
+        }
+        const auto nw = static_cast<uint32_t>(where >> 32);
+        const auto pos = static_cast<uint32_t>(where);
+        if (pipelines[nw]->flows().at(pos).id != s.header.conn_id) {
+          ++report.discarded["orphan_slice"];
+          continue;
+        }
+        if (const char* why = fn(*record, nw, pos)) ++report.discarded[why];
       }
-      // The slice is large: validate it in place, copy it once.
-      const auto* record = reinterpret_cast<const Record*>(s.payload);
-      const uint64_t where =
-          record->position < placed[w].size() ? placed[w][record->position] : kNone;
-      if (where == kNone) {
-        ++report.discarded["orphan_slice"];
-        continue;
-      }
-      const auto nw = static_cast<uint32_t>(where >> 32);
-      const auto pos = static_cast<uint32_t>(where);
-      const Connection& c = pipelines[nw]->flows().at(pos);
-      if (c.id != s.header.conn_id || !(c.flags & Connection::kHasL7) || c.l7 != ModuleId::none) {
-        ++report.discarded["orphan_slice"];
-        continue;
-      }
-      if (!FtpModule::valid(record->slice)) {
-        ++report.discarded["invalid_slice"];
-        continue;
-      }
-      if (!pipelines[nw]->restore_ftp(pos, record->slice)) {
-        ++report.discarded["ftp_sessions_full"];
-        continue;
-      }
-      ++report.restored_l7[module_name(ModuleId::ftp)];
     }
-  }
+  };
+  // A session attaches to a connection marked as followed and not yet
+  // given one.
+  auto unclaimed = [&](uint32_t nw, uint32_t pos) {
+    const Connection& c = pipelines[nw]->flows().at(pos);
+    return (c.flags & Connection::kHasL7) && c.l7 == ModuleId::none;
+  };
+  each_l7.operator()<FtpSlice>(
+      static_cast<uint8_t>(ModuleId::ftp),
+      [&](const L7Record<FtpSlice>& r, uint32_t nw, uint32_t pos) -> const char* {
+        if (!unclaimed(nw, pos)) return "orphan_slice";
+        if (!FtpModule::valid(r.slice)) return "invalid_slice";
+        if (!pipelines[nw]->restore_ftp(pos, r.slice)) return "ftp_sessions_full";
+        ++report.restored_l7[module_name(ModuleId::ftp)];
+        return nullptr;
+      });
+  each_l7.operator()<SipSession>(
+      static_cast<uint8_t>(ModuleId::sip),
+      [&](const L7Record<SipSession>& r, uint32_t nw, uint32_t pos) -> const char* {
+        if (!unclaimed(nw, pos)) return "orphan_slice";
+        if (!SipModule::valid(r.slice)) return "invalid_slice";
+        if (!pipelines[nw]->restore_sip_session(pos, r.slice)) return "sip_sessions_full";
+        ++report.restored_l7[module_name(ModuleId::sip)];
+        return nullptr;
+      });
+  // Calls after their sessions: each joins the session of its signalling
+  // connection.
+  each_l7.operator()<SipCall>(
+      kSipCallModule, [&](const L7Record<SipCall>& r, uint32_t nw, uint32_t pos) -> const char* {
+        if (!SipModule::valid(r.slice)) return "invalid_slice";
+        if (const char* why = pipelines[nw]->restore_sip_call(pos, r.slice)) return why;
+        ++report.sip_calls;
+        return nullptr;
+      });
   report.phase_ms["modules"] = ms_since(phase);
 
   // Phase 3: bases whose slice never came, and the current rules.
@@ -359,6 +415,8 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
       pipelines[nw]->drop_restored(pos);
     }
   }
+  // Media connections join the calls whose pinholes admitted them.
+  for (Pipeline* p : pipelines) report.sip_media_linked += p->relink_sip_media();
   report.phase_ms["check"] = ms_since(phase);
 
   // Fragment records: what later fragments of a datagram in flight are told.

@@ -69,10 +69,12 @@ inline FlowKey key_of(const BaseSlice& b) {
 }
 
 // Module numbers in the store: kBaseModule, then the ModuleIds (layer 4,
-// then layer 7), and the pipeline's fragment records last.
-inline constexpr size_t kModuleSlots = 8;
+// then layer 7), the pipeline's fragment records, then SIP's call records
+// (the SIP module's second region: ModuleId::sip holds its sessions).
+inline constexpr size_t kModuleSlots = 9;
 inline constexpr uint8_t kFragmentModule = 7;
 inline constexpr uint16_t kFragmentSchema = 1;
+inline constexpr uint8_t kSipCallModule = 8;
 // Slot header connection ID of a fragment record that belongs to no
 // connection (0 would mark the slot empty).
 inline constexpr uint64_t kNoConnection = ~uint64_t{0};

@@ -1,5 +1,6 @@
 #include "control/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -477,7 +478,7 @@ class Loader {
 
   void modules(const json& v, const std::string& path, Config& cfg) {
     if (!expect_object(v, path)) return;
-    only_keys(v, path, {"tcp", "udp", "icmp", "ftp"});
+    only_keys(v, path, {"tcp", "udp", "icmp", "ftp", "sip"});
     if (v.contains("tcp") && expect_object(v.at("tcp"), path + "/tcp")) {
       only_keys(v.at("tcp"), path + "/tcp", {"loose_pickup"});
       if (v.at("tcp").contains("loose_pickup")) {
@@ -487,6 +488,19 @@ class Loader {
       }
     }
     if (v.contains("ftp")) ftp(v.at("ftp"), path + "/ftp", cfg.pipeline.ftp);
+    if (v.contains("sip")) sip(v.at("sip"), path + "/sip", cfg.pipeline.sip);
+    // A TCP connection to a port both modules claim would be followed by FTP
+    // alone: say so rather than silently ignore the SIP port.
+    const FtpSettings& f = cfg.pipeline.ftp;
+    const SipSettings& sp = cfg.pipeline.sip;
+    if (f.enabled && sp.enabled) {
+      for (uint8_t i = 0; i < sp.port_count; ++i) {
+        if (f.is_control_port(sp.ports[i])) {
+          error(path + "/sip/ports", "port " + std::to_string(sp.ports[i]) +
+                                         " is also an FTP control port (modules.ftp.ports)");
+        }
+      }
+    }
     // udp and icmp have no settings of their own yet beyond their timeouts;
     // an empty object is accepted so every module can be listed.
     for (const char* m : {"udp", "icmp"}) {
@@ -503,30 +517,77 @@ class Loader {
       if (auto b = boolean(v.at("enabled"), path + "/enabled")) ftp.enabled = *b;
     }
     if (v.contains("ports")) {
-      const json& ports = v.at("ports");
-      const std::string p = path + "/ports";
-      if (!ports.is_array()) {
-        error(p, std::string("expected a list of port numbers, got ") + type_name(ports));
-      } else if (ports.empty() || ports.size() > FtpSettings::kMaxPorts) {
-        error(p, "between 1 and " + std::to_string(FtpSettings::kMaxPorts) + " ports");
-      } else {
-        ftp.port_count = 0;
-        for (size_t i = 0; i < ports.size(); ++i) {
-          const std::string pi = p + "/" + std::to_string(i);
-          auto n = count(ports[i], pi, 1, 65535);
-          if (!n) continue;
-          if (ftp.is_control_port(static_cast<uint16_t>(*n))) {
-            error(pi, "port " + std::to_string(*n) + " is listed twice");
-            continue;
-          }
-          ftp.ports[ftp.port_count++] = static_cast<uint16_t>(*n);
-        }
-      }
+      port_list(v.at("ports"), path + "/ports", ftp.ports, FtpSettings::kMaxPorts, &ftp.port_count);
     }
     timeout(v, "expectation_timeout", path, &ftp.expectation_timeout_ms);
     if (v.contains("sessions_per_worker")) {
       if (auto n = count(v.at("sessions_per_worker"), path + "/sessions_per_worker", 1, 65535)) {
         ftp.sessions = static_cast<uint32_t>(*n);
+      }
+    }
+  }
+
+  // A module's list of 1..max distinct ports.
+  void port_list(const json& ports, const std::string& p, uint16_t* out, size_t max,
+                 uint8_t* out_count) {
+    if (!ports.is_array()) {
+      error(p, std::string("expected a list of port numbers, got ") + type_name(ports));
+      return;
+    }
+    if (ports.empty() || ports.size() > max) {
+      error(p, "between 1 and " + std::to_string(max) + " ports");
+      return;
+    }
+    uint8_t n_out = 0;
+    for (size_t i = 0; i < ports.size(); ++i) {
+      const std::string pi = p + "/" + std::to_string(i);
+      auto n = count(ports[i], pi, 1, 65535);
+      if (!n) continue;
+      if (std::find(out, out + n_out, static_cast<uint16_t>(*n)) != out + n_out) {
+        error(pi, "port " + std::to_string(*n) + " is listed twice");
+        continue;
+      }
+      out[n_out++] = static_cast<uint16_t>(*n);
+    }
+    *out_count = n_out;
+  }
+
+  void sip(const json& v, const std::string& path, SipSettings& sip) {
+    if (!expect_object(v, path)) return;
+    only_keys(v, path,
+              {"enabled", "ports", "media_ranges", "call_timeout", "calls_per_session",
+               "sessions_per_worker", "calls_per_worker"});
+    if (v.contains("enabled")) {
+      if (auto b = boolean(v.at("enabled"), path + "/enabled")) sip.enabled = *b;
+    }
+    if (v.contains("ports")) {
+      port_list(v.at("ports"), path + "/ports", sip.ports, SipSettings::kMaxPorts, &sip.port_count);
+    }
+    if (v.contains("media_ranges")) {
+      const std::string p = path + "/media_ranges";
+      const std::vector<Cidr> ranges = cidrs(v.at("media_ranges"), p, false);
+      if (ranges.size() > SipSettings::kMaxRanges) {
+        error(p, "at most " + std::to_string(SipSettings::kMaxRanges) + " ranges");
+      } else {
+        sip.range_count = 0;
+        for (const Cidr& c : ranges) sip.media_ranges[sip.range_count++] = c;
+      }
+    }
+    timeout(v, "call_timeout", path, &sip.call_timeout_ms);
+    if (v.contains("calls_per_session")) {
+      if (auto n = count(v.at("calls_per_session"), path + "/calls_per_session", 1,
+                         SipSettings::kMaxCallsPerSession)) {
+        sip.calls_per_session = static_cast<uint8_t>(*n);
+      }
+    }
+    if (v.contains("sessions_per_worker")) {
+      if (auto n = count(v.at("sessions_per_worker"), path + "/sessions_per_worker", 1, 65535)) {
+        sip.sessions = static_cast<uint32_t>(*n);
+      }
+    }
+    if (v.contains("calls_per_worker")) {
+      if (auto n = count(v.at("calls_per_worker"), path + "/calls_per_worker", 1, 65535)) {
+        sip.calls = static_cast<uint32_t>(*n);
       }
     }
   }

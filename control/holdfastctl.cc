@@ -124,10 +124,14 @@ int conns_main(int argc, char** argv) {
     const nlohmann::json j = c.to_json(now_ms);
     std::string related;
     if (c.master_id != 0) related = "master " + std::to_string(c.master_id);
-    if (c.l7 != holdfast::ModuleId::none) {
-      related = std::string(holdfast::module_name(c.l7)) + " control, " +
-                std::to_string(data_of[c.id].size()) + " data, " +
+    if (c.l7 == holdfast::ModuleId::ftp) {
+      related = "ftp control, " + std::to_string(data_of[c.id].size()) + " data, " +
                 std::to_string(c.pending_expectations) + " pending";
+    } else if (c.l7 == holdfast::ModuleId::sip) {
+      related = "sip signalling, " + std::to_string(c.calls.size()) + " call" +
+                (c.calls.size() == 1 ? "" : "s") + ", " + std::to_string(data_of[c.id].size()) +
+                " media";
+      for (const auto& call : c.calls) related += "; " + call.call_id + " " + call.state;
     }
     const std::string ends = c.client() + " -> " + c.server();
     std::printf("%-16llu %-5s %-12s %-44s %-8s %s\n", static_cast<unsigned long long>(c.id),

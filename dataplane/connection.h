@@ -45,6 +45,9 @@ struct alignas(64) Connection {
   static constexpr uint8_t kOriginIsLo = 0x01;    // the opener is key.lo
   static constexpr uint8_t kOriginInside = 0x02;  // opened from the inside port
   static constexpr uint8_t kHasL7 = 0x04;         // a layer-7 module follows it (l7, l7_index)
+  // Closed by a layer-7 module (a SIP call's media when the call ends): as
+  // if expired, its next packet opens a new connection. Never checkpointed.
+  static constexpr uint8_t kClosed = 0x08;
 
   bool in_use() const { return id != 0; }
   Side origin_side() const { return (flags & kOriginInside) ? Side::inside : Side::outside; }

@@ -33,11 +33,17 @@ bool init_eal_without_devices(const char* program, size_t memory_mb, std::string
   return true;
 }
 
-size_t pipeline_memory_mb(size_t connections, size_t fragments) {
+size_t pipeline_memory_mb(const PipelineSettings& s) {
   // Per connection: the 128-byte entry, the 40-byte key with rte_hash's
   // key-store overhead, bucket and extendable-bucket space; per fragment
-  // record likewise. Doubled for allocator alignment and fragmentation.
-  const size_t bytes = connections * (128 + 64 + 32) + fragments * (64 + 64 + 32);
+  // record and expectation likewise; the layer-7 pools. Doubled for
+  // allocator alignment and fragmentation.
+  const size_t bytes = size_t{s.connections} * (128 + 64 + 32) +
+                       size_t{s.fragments} * (64 + 64 + 32) +
+                       size_t{Pipeline::expectation_capacity(s)} * (72 + 64 + 32) +
+                       size_t{s.ftp.sessions} * sizeof(ckpt::L7Record<FtpSlice>) +
+                       size_t{s.sip.sessions} * sizeof(ckpt::L7Record<SipSession>) +
+                       size_t{s.sip.calls} * sizeof(ckpt::L7Record<SipCall>);
   return 2 * (bytes >> 20) + 64;
 }
 

@@ -7,13 +7,16 @@
 #include <cstddef>
 #include <string>
 
+#include "dataplane/pipeline.h"
+
 namespace holdfast {
 
 // Initialises the EAL once per process with `memory_mb` of ordinary memory.
 // Returns false and sets *error on failure. Later calls return true.
 bool init_eal_without_devices(const char* program, size_t memory_mb, std::string* error);
 
-// DPDK memory a pipeline with these table sizes needs, in MiB, with margin.
-size_t pipeline_memory_mb(size_t connections, size_t fragments);
+// DPDK memory a pipeline with these settings needs (its tables and
+// layer-7 pools), in MiB, with margin.
+size_t pipeline_memory_mb(const PipelineSettings& settings);
 
 }  // namespace holdfast

@@ -13,10 +13,17 @@
 // module that opened it, which keeps the list of its master's pending
 // expectations (a bounded number, so one session cannot fill the table).
 //
+// A module may tag an expectation with a cookie of its own (SIP: the call
+// that opened it); a master's expectations are told apart by key and
+// cookie. FTP's are consumed by their data connection; SIP's stay while
+// their call lives (persistent), so a media flow that idled out comes back.
+//
 // One table per worker, written only by its worker. An FTP data connection
 // always lands on its master's worker: its addresses are the control
 // connection's (the module refuses any other address as an FTP bounce) and
-// workers own address pairs (dataplane/steering.h).
+// workers own address pairs (dataplane/steering.h). SIP media may use
+// other addresses (modules.sip.media_ranges); an expectation whose address
+// pair another worker owns is refused (Result::foreign).
 #pragma once
 
 #include <cstdint>
@@ -66,7 +73,9 @@ struct Expectation {
   uint32_t master_pos;  // the master's position in the worker's flow table
   uint32_t expires_ms;  // clock of expiry, milliseconds mod 2^32
   ModuleId module;      // the module that opened it
-  uint8_t reserved[7];
+  uint8_t persistent;   // 1: not consumed by the connections it admits
+  uint16_t cookie;      // the module's tag (SIP: the call's record index)
+  uint8_t reserved[4];
   bool in_use() const { return master_id != 0; }
 };
 static_assert(sizeof(Expectation) == 72);
@@ -81,12 +90,14 @@ class ExpectationHost {
   enum class Result : uint8_t {
     opened,      // opened, or an expectation of this master refreshed
     table_full,  // no room in the table
-    in_use,      // another master expects the same connection
+    in_use,      // another master (or another cookie) expects the same connection
+    foreign,     // another worker owns the key's address pair
   };
   virtual ~ExpectationHost() = default;
-  virtual Result open_expectation(const ExpectationKey& key, uint32_t expires_ms) = 0;
-  // Closes it if it is still this master's.
-  virtual void close_expectation(const ExpectationKey& key) = 0;
+  virtual Result open_expectation(const ExpectationKey& key, uint32_t expires_ms,
+                                  uint16_t cookie) = 0;
+  // Closes it if it is still this master's, with this cookie.
+  virtual void close_expectation(const ExpectationKey& key, uint16_t cookie) = 0;
 };
 
 }  // namespace holdfast

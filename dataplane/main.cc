@@ -205,6 +205,7 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
       return false;
     }
+    pipeline->set_steering(w, nworkers);
     auto worker = std::make_unique<holdfast::Worker>(w, &rt.shared, std::move(pipeline));
     if (!worker->init(socket, &error)) {
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
@@ -264,8 +265,7 @@ bool start_checkpointing(Runtime& rt, const holdfast::Config& config, const AppO
   holdfast::ckpt::Layout layout;
   layout.workers = static_cast<uint32_t>(rt.workers.size());
   layout.slots = config.pipeline.connections;
-  layout.modules =
-      holdfast::ckpt::module_shapes(config.pipeline.fragments, config.pipeline.ftp.sessions);
+  layout.modules = holdfast::ckpt::module_shapes(config.pipeline);
   std::string error;
   rt.client = holdfast::ckpt::Client::connect(options, layout, &error);
   if (!rt.client) {

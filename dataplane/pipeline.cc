@@ -1,7 +1,9 @@
 #include "dataplane/pipeline.h"
 
 #include <algorithm>
+#include <unordered_map>
 
+#include "dataplane/steering.h"
 #include "modules/l4_dispatch.h"
 
 namespace holdfast {
@@ -36,48 +38,43 @@ std::unique_ptr<Pipeline> Pipeline::create(const PipelineSettings& settings, con
   if (!p->flows_) return nullptr;
   p->fragments_ = FragmentTable::create("frags", settings.fragments, socket, error);
   if (!p->fragments_) return nullptr;
-  // Every session keeps at most kMaxPending open; expired ones wait for the
-  // cleaner, hence the margin.
-  const uint32_t sessions = settings.ftp.sessions;
-  p->expectations_ = ExpectationTable::create(
-      "expect", std::max<uint32_t>(64, sessions * FtpSlice::kMaxPending * 2), socket, error);
+  p->expectations_ =
+      ExpectationTable::create("expect", expectation_capacity(settings), socket, error);
   if (!p->expectations_) return nullptr;
-  if (sessions > 0xffff) {
-    *error = "at most 65535 FTP sessions per worker";
+  if (!p->ftp_pool_.init(settings.ftp.sessions, socket, "FTP sessions", error) ||
+      !p->sip_sessions_.init(settings.sip.sessions, socket, "SIP sessions", error) ||
+      !p->sip_calls_.init(settings.sip.calls, socket, "SIP calls", error)) {
     return nullptr;
   }
-  p->ftp_pool_.reset(static_cast<FtpRecord*>(
-      table_detail::alloc_entries(sizeof(FtpRecord) * std::max<uint32_t>(sessions, 1), socket)));
-  if (!p->ftp_pool_) {
-    *error = "cannot allocate " + std::to_string(sizeof(FtpRecord) * sessions >> 10) + " KiB for " +
-             std::to_string(sessions) + " FTP sessions";
-    return nullptr;
-  }
-  p->ftp_free_.reset(new uint16_t[std::max<uint32_t>(sessions, 1)]);
-  // Handed out from index 0 up.
-  for (uint32_t i = 0; i < sessions; ++i) p->ftp_free_[i] = static_cast<uint16_t>(sessions - 1 - i);
-  p->ftp_free_count_ = sessions;
   p->set_policy(policy);
   return p;
 }
 
-void Pipeline::PoolDeleter::operator()(void* p) const {
-  table_detail::free_entries(p);
-}
-
-// Opens and closes the expectations of one master connection.
-class Pipeline::Expector final : public ExpectationHost {
+// Opens and closes the expectations of one master connection, and lends a
+// SIP session the worker's call records and media connections.
+class Pipeline::Expector final : public SipHost {
  public:
   Expector(Pipeline& pipeline, const Connection& master, uint32_t position)
-      : pipeline_(pipeline), master_id_(master.id), master_pos_(position), module_(master.l7) {}
+      : pipeline_(pipeline),
+        master_id_(master.id),
+        master_pos_(position),
+        module_(master.l7),
+        l7_index_(master.l7_index) {}
 
-  Result open_expectation(const ExpectationKey& key, uint32_t expires_ms) override {
+  Result open_expectation(const ExpectationKey& key, uint32_t expires_ms,
+                          uint16_t cookie) override {
+    if (pipeline_.workers_ > 1 && worker_for_hash(address_pair_hash(key.src, key.dst),
+                                                  pipeline_.workers_) != pipeline_.worker_) {
+      return Result::foreign;
+    }
     ExpectationTable& t = *pipeline_.expectations_;
     int32_t pos = t.lookup(key);
     if (pos >= 0) {
       // Ours (a renewed lease), or another master's that has expired.
       const Expectation& e = t.at(static_cast<uint32_t>(pos));
-      if (e.master_id != master_id_ && !pipeline_.expectation_expired(e)) return Result::in_use;
+      if ((e.master_id != master_id_ || e.cookie != cookie) && !pipeline_.expectation_expired(e)) {
+        return Result::in_use;
+      }
     } else {
       pos = t.insert(key);
       if (pos < 0) {
@@ -91,15 +88,52 @@ class Pipeline::Expector final : public ExpectationHost {
     e.master_pos = master_pos_;
     e.expires_ms = expires_ms;
     e.module = module_;
+    e.persistent = module_ == ModuleId::sip;
+    e.cookie = cookie;
+    std::memset(e.reserved, 0, sizeof e.reserved);
     return Result::opened;
   }
 
-  void close_expectation(const ExpectationKey& key) override {
+  void close_expectation(const ExpectationKey& key, uint16_t cookie) override {
     ExpectationTable& t = *pipeline_.expectations_;
     const int32_t pos = t.lookup(key);
-    if (pos >= 0 && t.at(static_cast<uint32_t>(pos)).master_id == master_id_) {
-      t.erase(static_cast<uint32_t>(pos));
+    if (pos < 0) return;
+    const Expectation& e = t.at(static_cast<uint32_t>(pos));
+    if (e.master_id == master_id_ && e.cookie == cookie) t.erase(static_cast<uint32_t>(pos));
+  }
+
+  SipCall* call(uint16_t index) override { return &pipeline_.sip_calls_[index].slice; }
+
+  int32_t new_call() override {
+    uint16_t index;
+    auto* r = pipeline_.sip_calls_.take(&index);
+    if (r == nullptr) return -1;
+    r->position = master_pos_;
+    r->reserved = 0;
+    r->slice.session = l7_index_;
+    r->slice.started_s = pipeline_.now_s_;
+    return index;
+  }
+
+  void free_call(uint16_t index) override {
+    const auto module = ckpt::kSipCallModule;
+    ckpt::WorkerCheckpoint* w = pipeline_.ckpt_;
+    if (w != nullptr && w->covers_slot(module, index)) w->erase(module, index);
+    pipeline_.sip_calls_.give(index);
+  }
+
+  void put_call(uint16_t index) override { pipeline_.put_sip_call(index); }
+
+  bool close_media(const SipMedia& m) override {
+    if (m.position >= pipeline_.flows_->capacity()) return false;
+    Connection& c = pipeline_.flows_->at(m.position);
+    if (c.id != m.id || (c.flags & Connection::kClosed)) return false;
+    c.flags |= Connection::kClosed;
+    if (pipeline_.checkpointed(m.position)) {
+      pipeline_.ckpt_->erase(static_cast<uint8_t>(c.l4), m.position);
+      pipeline_.ckpt_->erase(ckpt::kBaseModule, m.position);
     }
+    return true;
   }
 
  private:
@@ -107,7 +141,15 @@ class Pipeline::Expector final : public ExpectationHost {
   uint64_t master_id_;
   uint32_t master_pos_;
   ModuleId module_;
+  uint16_t l7_index_;
 };
+
+uint32_t Pipeline::expectation_capacity(const PipelineSettings& settings) {
+  const uint64_t n =
+      uint64_t{settings.ftp.sessions} * FtpSlice::kMaxPending * 2 +
+      (settings.sip.enabled ? uint64_t{settings.sip.calls} * SipCall::kMaxPinholes : 0);
+  return static_cast<uint32_t>(std::clamp<uint64_t>(n, 64, 1u << 24));
+}
 
 void Pipeline::set_policy(const Policy* policy) {
   policy_ = policy;
@@ -324,9 +366,14 @@ Reason Pipeline::admit(const Policy::Match& match) {
 }
 
 bool Pipeline::expired(const Connection& c) const {
-  const uint32_t timeout = visit_l4(c.l4, [&]<typename M>(M) {
+  uint32_t timeout = visit_l4(c.l4, [&]<typename M>(M) {
     return M::timeout_ms(c.slice<typename M::Slice>(), settings_.tracker);
   });
+  // Both flags are on line 0, which established packets read anyway.
+  if (c.flags & (Connection::kClosed | Connection::kHasL7)) [[unlikely]] {
+    if (c.flags & Connection::kClosed) return true;
+    timeout = l7_timeout_ms(c, timeout);
+  }
   return idle_longer_than(now_ms_, c.last_seen_ms, timeout);
 }
 
@@ -359,8 +406,9 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
       }
       // The flag, on line 0: l7 is on line 1, which established packets
       // otherwise never touch.
-      if (c.flags & Connection::kHasL7) [[unlikely]]
-        track_l7(c, index, p, dir);
+      if (c.flags & Connection::kHasL7) [[unlikely]] {
+        if (track_l7(c, index, p, dir)) return {c.id, Reason::sip_malformed};
+      }
       return {c.id, Reason::established};
     case Outcome::Action::drop:
       return {c.id, outcome.reason};
@@ -407,9 +455,11 @@ Verdict Pipeline::open(const ParsedPacket& p, const FlowKey& key, uint32_t hash,
     }
   }
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
-  init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo, taken.master_id);
+  if (init_connection(c, static_cast<uint32_t>(pos), p, src_is_lo, taken.master_id)) {
+    return {c.id, Reason::sip_malformed};
+  }
   if (!taken.in_use()) return {c.id, Reason::new_connection};
-  settle_expectation(taken);
+  settle_expectation(taken, c.id, static_cast<uint32_t>(pos));
   return {c.id, Reason::expected};
 }
 
@@ -433,14 +483,16 @@ Verdict Pipeline::open_in_place(const ParsedPacket& p, uint32_t index, bool src_
   release_l7(c);
   const Expectation taken =
       expected >= 0 ? take_expectation(static_cast<uint32_t>(expected)) : Expectation{};
-  init_connection(c, index, p, src_is_lo, taken.master_id);
+  if (init_connection(c, index, p, src_is_lo, taken.master_id)) {
+    return {c.id, Reason::sip_malformed};
+  }
   if (!taken.in_use()) return {c.id, Reason::new_connection};
-  settle_expectation(taken);
+  settle_expectation(taken, c.id, index);
   return {c.id, Reason::expected};
 }
 
 int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
-  if (expectations_->size() == 0 || p.proto != kProtoTcp) return -1;
+  if (expectations_->size() == 0 || (p.proto != kProtoTcp && p.proto != kProtoUdp)) return -1;
   const ExpectationKey key = make_expectation_key(p.src, p.dst, p.dport, p.proto, p.zone, p.side);
   const int32_t pos = expectations_->lookup(key);
   if (pos < 0) return -1;
@@ -455,21 +507,30 @@ int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
 
 Expectation Pipeline::take_expectation(uint32_t index) {
   const Expectation e = expectations_->at(index);
-  expectations_->erase(index);
   if (e.module == ModuleId::ftp) ++counters_.ftp.data_connections;
+  if (e.module == ModuleId::sip) ++counters_.sip.media_connections;
+  if (!e.persistent) expectations_->erase(index);
   return e;
 }
 
-void Pipeline::settle_expectation(const Expectation& e) {
-  // The master leaves the expectation off its list of pending ones. This is
-  // checkpointed after the new connection: a crash in between leaves the
-  // expectation pending next to the connection that used it (recovery
-  // re-opens it until it expires), never a used expectation without its
-  // connection, which would make the retransmitted SYN meet the rules.
+void Pipeline::settle_expectation(const Expectation& e, uint64_t id, uint32_t position) {
+  // The master learns the connection its expectation admitted: FTP leaves
+  // the expectation off its pending list, SIP records the media connection
+  // in its call. This is checkpointed after the new connection: a crash in
+  // between leaves the expectation pending next to the connection that used
+  // it (recovery re-opens it until it expires), never a used expectation
+  // without its connection, which would make the retransmitted SYN meet the
+  // rules.
   Connection& m = flows_->at(e.master_pos);
-  if (m.id == e.master_id && m.l7 == ModuleId::ftp) {
+  if (m.id != e.master_id || m.l7 != e.module) return;
+  if (m.l7 == ModuleId::ftp) {
     FtpModule::consumed(ftp_pool_[m.l7_index].slice, e.key);
-    if (checkpointed(e.master_pos)) put_ftp(m);
+    if (checkpointed(e.master_pos)) put_l7(m);
+  } else if (m.l7 == ModuleId::sip && e.cookie < sip_calls_.capacity()) {
+    SipCall& call = sip_calls_[e.cookie].slice;
+    if (call.session != m.l7_index) return;
+    SipModule::media_opened(call, id, position);
+    put_sip_call(e.cookie);
   }
 }
 
@@ -481,60 +542,121 @@ void Pipeline::clean_expectations(uint32_t budget) {
   });
 }
 
-void Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
-  if (!settings_.ftp.enabled || c.l4 != ModuleId::tcp || !settings_.ftp.is_control_port(p.dport)) {
-    return;
-  }
-  FtpRecord* r = take_ftp_slice(c, index);
-  if (r == nullptr) {
-    ++counters_.ftp.sessions_full;
-    return;
-  }
-  FtpModule::open(r->slice);
-  ++counters_.ftp.sessions;
-  Expector host(*this, c, index);
-  FtpModule::on_segment(r->slice, p, Dir::original, now_ms_, settings_.ftp, host, counters_.ftp);
+SipSignalling Pipeline::signalling_of(const Connection& c) {
+  SipSignalling s;
+  const bool origin_lo = c.flags & Connection::kOriginIsLo;
+  s.addr[0] = origin_lo ? c.key.lo : c.key.hi;
+  s.addr[1] = origin_lo ? c.key.hi : c.key.lo;
+  s.side[0] = c.origin_side();
+  s.side[1] = other_side(c.origin_side());
+  s.zone = c.key.zone;
+  s.proto = c.key.proto;
+  return s;
 }
 
-Pipeline::FtpRecord* Pipeline::take_ftp_slice(Connection& c, uint32_t index) {
-  if (ftp_free_count_ == 0) return nullptr;
-  const uint16_t i = ftp_free_[--ftp_free_count_];
-  FtpRecord& r = ftp_pool_[i];
-  r.position = index;
-  r.reserved = 0;
-  c.l7 = ModuleId::ftp;
+uint32_t Pipeline::l7_timeout_ms(const Connection& c, uint32_t l4_timeout) const {
+  if (c.l7 != ModuleId::sip || sip_sessions_[c.l7_index].slice.call_count == 0) return l4_timeout;
+  return std::max(l4_timeout, settings_.sip.call_timeout_ms);
+}
+
+template <typename Slice>
+typename L7Pool<Slice>::Record* Pipeline::take_l7(L7Pool<Slice>& pool, ModuleId module,
+                                                  Connection& c, uint32_t index) {
+  uint16_t i;
+  auto* r = pool.take(&i);
+  if (r == nullptr) return nullptr;
+  r->position = index;
+  r->reserved = 0;
+  c.l7 = module;
   c.l7_index = i;
   c.flags |= Connection::kHasL7;
-  return &r;
+  return r;
 }
 
-void Pipeline::track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir) {
-  if (c.l7 != ModuleId::ftp) return;
-  FtpRecord& r = ftp_pool_[c.l7_index];
-  Expector host(*this, c, index);
-  if (FtpModule::on_segment(r.slice, p, dir, now_ms_, settings_.ftp, host, counters_.ftp) &&
-      checkpointed(index)) {
-    put_ftp(c);
+bool Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
+  if (settings_.ftp.enabled && c.l4 == ModuleId::tcp && settings_.ftp.is_control_port(p.dport)) {
+    auto* r = take_l7(ftp_pool_, ModuleId::ftp, c, index);
+    if (r == nullptr) {
+      ++counters_.ftp.sessions_full;
+      return false;
+    }
+    FtpModule::open(r->slice);
+    ++counters_.ftp.sessions;
+    Expector host(*this, c, index);
+    FtpModule::on_segment(r->slice, p, Dir::original, now_ms_, settings_.ftp, host, counters_.ftp);
+    return false;
   }
+  if (settings_.sip.enabled && (c.l4 == ModuleId::tcp || c.l4 == ModuleId::udp) &&
+      settings_.sip.is_signalling_port(p.dport)) {
+    auto* r = take_l7(sip_sessions_, ModuleId::sip, c, index);
+    if (r == nullptr) {
+      ++counters_.sip.sessions_full;
+      return false;
+    }
+    SipModule::open(r->slice);
+    ++counters_.sip.sessions;
+    Expector host(*this, c, index);
+    return SipModule::on_packet(r->slice, p, Dir::original, signalling_of(c), now_ms_,
+                                settings_.sip, host, counters_.sip)
+        .drop;
+  }
+  return false;
+}
+
+bool Pipeline::track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir) {
+  Expector host(*this, c, index);
+  if (c.l7 == ModuleId::ftp) {
+    if (FtpModule::on_segment(ftp_pool_[c.l7_index].slice, p, dir, now_ms_, settings_.ftp, host,
+                              counters_.ftp) &&
+        checkpointed(index)) {
+      put_l7(c);
+    }
+    return false;
+  }
+  if (c.l7 != ModuleId::sip) return false;
+  const SipModule::Result r =
+      SipModule::on_packet(sip_sessions_[c.l7_index].slice, p, dir, signalling_of(c), now_ms_,
+                           settings_.sip, host, counters_.sip);
+  if (r.session_changed && checkpointed(index)) put_l7(c);
+  return r.drop;
 }
 
 void Pipeline::release_l7(Connection& c) {
   if (c.l7 == ModuleId::none) return;
-  FtpRecord& r = ftp_pool_[c.l7_index];
-  Expector host(*this, c, r.position);
-  FtpModule::close(r.slice, host);
-  const auto module = static_cast<uint8_t>(ModuleId::ftp);
+  const auto module = static_cast<uint8_t>(c.l7);
+  if (c.l7 == ModuleId::ftp) {
+    auto& r = ftp_pool_[c.l7_index];
+    Expector host(*this, c, r.position);
+    FtpModule::close(r.slice, host);
+    ftp_pool_.give(c.l7_index);
+  } else {
+    auto& r = sip_sessions_[c.l7_index];
+    Expector host(*this, c, r.position);
+    SipModule::close(r.slice, signalling_of(c), now_ms_, settings_.sip, host, counters_.sip);
+    sip_sessions_.give(c.l7_index);
+  }
   if (ckpt_ != nullptr && ckpt_->covers_slot(module, c.l7_index)) ckpt_->erase(module, c.l7_index);
-  ftp_free_[ftp_free_count_++] = c.l7_index;
   c.l7 = ModuleId::none;
   c.l7_index = 0;
   c.flags &= static_cast<uint8_t>(~Connection::kHasL7);
 }
 
-void Pipeline::put_ftp(const Connection& c) {
-  const auto module = static_cast<uint8_t>(ModuleId::ftp);
+void Pipeline::put_l7(const Connection& c) {
+  const auto module = static_cast<uint8_t>(c.l7);
   if (ckpt_ == nullptr || !ckpt_->covers_slot(module, c.l7_index)) return;
-  ckpt_->put(module, c.l7_index, c.id, &ftp_pool_[c.l7_index], sizeof(FtpRecord));
+  if (c.l7 == ModuleId::ftp) {
+    ckpt_->put(module, c.l7_index, c.id, &ftp_pool_[c.l7_index], sizeof ftp_pool_[0]);
+  } else if (c.l7 == ModuleId::sip) {
+    ckpt_->put(module, c.l7_index, c.id, &sip_sessions_[c.l7_index], sizeof sip_sessions_[0]);
+  }
+}
+
+void Pipeline::put_sip_call(uint16_t index) {
+  if (ckpt_ == nullptr || !ckpt_->covers_slot(ckpt::kSipCallModule, index)) return;
+  const auto& r = sip_calls_[index];
+  // Tagged with the signalling connection's ID, like its session.
+  const Connection& m = flows_->at(r.position);
+  ckpt_->put(ckpt::kSipCallModule, index, m.id, &r, sizeof r);
 }
 
 bool Pipeline::store_admits(uint32_t index) {
@@ -550,7 +672,7 @@ void Pipeline::put_l4(const Connection& c, uint32_t index) {
   });
 }
 
-void Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
+bool Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
                                uint64_t master) {
   const FlowKey key = c.key;
   std::memset(static_cast<void*>(&c), 0, sizeof c);
@@ -566,15 +688,16 @@ void Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket
   visit_l4(c.l4,
            [&]<typename M>(M) { M::open(c.slice<typename M::Slice>(), p, settings_.tracker); });
   ++counters_.opened[slot(c.l4)];
-  if (master == 0) bind_l7(c, index, p);
+  const bool drop = master == 0 && bind_l7(c, index, p);
   if (checkpointed(index)) {
     // Base layer first, so a crash between them leaves a base without a
     // module slice (discarded on recovery), never a slice without a base.
     c.ckpt_seen_s = static_cast<uint16_t>(now_s_);
     ckpt_->put_base(index, c);
     put_l4(c, index);
-    if (c.l7 != ModuleId::none) put_ftp(c);
+    if (c.l7 != ModuleId::none) put_l7(c);
   }
+  return drop;
 }
 
 bool Pipeline::reclaim(uint32_t budget, const int32_t* pending, uint16_t pending_count) {
@@ -634,13 +757,100 @@ void Pipeline::drop_restored(uint32_t position) {
 
 bool Pipeline::restore_ftp(uint32_t position, const FtpSlice& slice) {
   Connection& c = flows_->at(position);
-  FtpRecord* r = take_ftp_slice(c, position);
+  auto* r = take_l7(ftp_pool_, ModuleId::ftp, c, position);
   if (r == nullptr) return false;
   r->slice = slice;
   Expector host(*this, c, position);
   FtpModule::reopen(r->slice, host);
   ++counters_.ftp.sessions_restored;
   return true;
+}
+
+bool Pipeline::restore_sip_session(uint32_t position, const SipSession& session) {
+  Connection& c = flows_->at(position);
+  auto* r = take_l7(sip_sessions_, ModuleId::sip, c, position);
+  if (r == nullptr) return false;
+  r->slice = session;
+  r->slice.call_count = 0;  // its calls come next, each from its own record
+  ++counters_.sip.sessions_restored;
+  return true;
+}
+
+const char* Pipeline::restore_sip_call(uint32_t position, const SipCall& call) {
+  Connection& c = flows_->at(position);
+  if (c.l7 != ModuleId::sip) return "orphan_slice";
+  SipSession& session = sip_sessions_[c.l7_index].slice;
+  if (session.call_count >= settings_.sip.calls_per_session) return "sip_calls_full";
+  uint16_t index;
+  auto* r = sip_calls_.take(&index);
+  if (r == nullptr) return "sip_calls_full";
+  r->position = position;
+  r->reserved = 0;
+  r->slice = call;
+  r->slice.session = c.l7_index;
+  // Its media connections' positions are the old ones until
+  // relink_sip_media() has run, once all connections are restored.
+  session.calls[session.call_count++] = index;
+  Expector host(*this, c, position);
+  SipModule::reopen(r->slice, index, signalling_of(c), settings_.sip, host);
+  ++counters_.sip.calls_restored;
+  return nullptr;
+}
+
+uint32_t Pipeline::relink_sip_media() {
+  std::unordered_map<uint64_t, uint32_t> masters;  // SIP signalling connection ID -> position
+  flows_->for_each([&](uint32_t index, const Connection& c) {
+    if (c.l7 == ModuleId::sip) masters.emplace(c.id, index);
+  });
+  if (masters.empty()) return 0;
+  std::unordered_map<uint64_t, uint32_t> media;  // restored media connection ID -> position
+  flows_->for_each([&](uint32_t index, const Connection& c) {
+    if (c.master_id != 0 && c.l4 == ModuleId::udp && masters.count(c.master_id) != 0) {
+      media.emplace(c.id, index);
+    }
+  });
+  uint32_t linked = 0;
+  // First the media each call recorded (its positions are the old ones).
+  for (const auto& [id, position] : masters) {
+    const SipSession& session = sip_sessions_[flows_->at(position).l7_index].slice;
+    for (uint8_t k = 0; k < session.call_count; ++k) {
+      SipCall& call = sip_calls_[session.calls[k]].slice;
+      uint8_t kept = 0;
+      for (uint8_t i = 0; i < call.media_count; ++i) {
+        const auto it = media.find(call.media[i].id);
+        if (it == media.end()) continue;  // not restored
+        call.media[kept] = call.media[i];
+        call.media[kept].position = it->second;
+        ++kept;
+        media.erase(it);
+        ++linked;
+      }
+      call.media_count = kept;
+      call.media_next = 0;
+    }
+  }
+  // Then media a call had not recorded yet (a crash between the media
+  // connection and its call's update): by the pinhole it matches.
+  for (const auto& [id, index] : media) {
+    const Connection& c = flows_->at(index);
+    const Connection& m = flows_->at(masters.at(c.master_id));
+    const SipSession& session = sip_sessions_[m.l7_index].slice;
+    const bool origin_lo = c.flags & Connection::kOriginIsLo;
+    const ExpectationKey opened = make_expectation_key(
+        origin_lo ? c.key.lo : c.key.hi, origin_lo ? c.key.hi : c.key.lo,
+        origin_lo ? c.key.hi_port : c.key.lo_port, kProtoUdp, c.key.zone, c.origin_side());
+    const SipSignalling sig = signalling_of(m);
+    for (uint8_t k = 0; k < session.call_count; ++k) {
+      SipCall& call = sip_calls_[session.calls[k]].slice;
+      ExpectationKey keys[SipCall::kMaxPinholes];
+      const uint32_t n = SipModule::pinholes(call, sig, settings_.sip, keys, nullptr);
+      if (std::find(keys, keys + n, opened) == keys + n) continue;
+      SipModule::media_opened(call, c.id, index);
+      ++linked;
+      break;
+    }
+  }
+  return linked;
 }
 
 void Pipeline::forget_l7(uint32_t position) {
@@ -689,7 +899,11 @@ void Pipeline::checkpoint_all() {
     if (!checkpointed(index)) return;
     ckpt_->put_base(index, c);
     put_l4(c, index);
-    if (c.l7 != ModuleId::none) put_ftp(c);
+    if (c.l7 != ModuleId::none) put_l7(c);
+    if (c.l7 == ModuleId::sip) {
+      const SipSession& session = sip_sessions_[c.l7_index].slice;
+      for (uint8_t k = 0; k < session.call_count; ++k) put_sip_call(session.calls[k]);
+    }
   });
   fragments_->for_each([&](uint32_t index, const FragmentRecord&) { put_fragment(index); });
 }

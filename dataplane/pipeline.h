@@ -30,11 +30,13 @@
 #include "checkpoint/writer.h"
 #include "dataplane/expectations.h"
 #include "dataplane/flow_table.h"
+#include "dataplane/l7_pool.h"
 #include "dataplane/packet.h"
 #include "dataplane/policy.h"
 #include "dataplane/verdict.h"
 #include "modules/ftp/ftp.h"
 #include "modules/module.h"
+#include "modules/sip/sip.h"
 
 namespace holdfast {
 
@@ -51,6 +53,7 @@ struct PipelineSettings {
   uint32_t fragments = 4096;     // fragmented datagrams in flight
   uint32_t fragment_timeout_ms = 30'000;
   FtpSettings ftp;
+  SipSettings sip;
 };
 
 // Hands out connection IDs, epoch << 40 | counter. Workers of one process
@@ -109,6 +112,7 @@ struct PipelineCounters {
   std::array<uint64_t, kModuleSlots> restored{};  // rebuilt from the checkpoint store
   uint64_t unprotected = 0;  // opened without a checkpoint slot (store full, store_full allow)
   FtpCounters ftp;
+  SipCounters sip;
 
   uint64_t packets() const;
   uint64_t passed() const;
@@ -149,6 +153,10 @@ class Pipeline {
   // policy must outlive the pipeline (or be replaced with set_policy).
   static std::unique_ptr<Pipeline> create(const PipelineSettings& settings, const Policy* policy,
                                           ConnIdSource* ids, int socket, std::string* error);
+  // Entries of the expectation table: every FTP session keeps at most
+  // kMaxPending open, every SIP call at most kMaxPinholes; expired ones wait
+  // for the cleaner, hence the margin.
+  static uint32_t expectation_capacity(const PipelineSettings& settings);
 
   // Decides n <= kMaxBurst packets, all at time now_ns (nanoseconds of a
   // clock whose epoch is the Unix epoch). verdicts[i] is for packets[i].
@@ -168,6 +176,13 @@ class Pipeline {
 
   // A new rule set for connections opened from now on.
   void set_policy(const Policy* policy);
+
+  // This pipeline is worker `worker` of `workers` (dataplane/steering.h):
+  // expectations for address pairs another worker owns are refused.
+  void set_steering(uint32_t worker, uint32_t workers) {
+    worker_ = worker;
+    workers_ = workers;
+  }
 
   // Checkpoints every state change into w (nullptr: no checkpointing). A
   // new connection whose position has no slot in w is refused
@@ -195,6 +210,19 @@ class Pipeline {
   // position and re-opens its pending expectations; false when every FTP
   // slice of this worker is taken.
   bool restore_ftp(uint32_t position, const FtpSlice& slice);
+  // Recovery: attaches a SIP session to the restored signalling connection
+  // at position (its list of calls starts empty); false when every SIP
+  // session of this worker is taken.
+  bool restore_sip_session(uint32_t position, const SipSession& session);
+  // Recovery: attaches a call to the restored signalling connection at
+  // position (which has its session) and re-opens its pinholes. Returns
+  // nullptr on success, else why the call was not restored.
+  const char* restore_sip_call(uint32_t position, const SipCall& call);
+  // Recovery, after every connection is restored and checked: links each
+  // restored media connection to its call (by the IDs the call recorded,
+  // else by the pinhole it matches), so that the call's end closes it.
+  // Returns how many were linked.
+  uint32_t relink_sip_media();
   // Recovery: a restored connection that was followed by a layer-7 module
   // whose slice did not come back goes on as plain layer 4.
   void forget_l7(uint32_t position);
@@ -213,6 +241,12 @@ class Pipeline {
   const ExpectationTable& expectations() const { return *expectations_; }
   // The FTP slice of a connection with l7 == ModuleId::ftp.
   const FtpSlice& ftp_slice(const Connection& c) const { return ftp_pool_[c.l7_index].slice; }
+  // The SIP session of a connection with l7 == ModuleId::sip, and a call of
+  // it by pool index.
+  const SipSession& sip_session(const Connection& c) const {
+    return sip_sessions_[c.l7_index].slice;
+  }
+  const SipCall& sip_call(uint16_t index) const { return sip_calls_[index].slice; }
   const Policy* policy() const { return policy_; }
   const PipelineSettings& settings() const { return settings_; }
 
@@ -234,7 +268,9 @@ class Pipeline {
   // Counts a policy decision for a would-be connection; returns
   // Reason::new_connection when it is allowed, else the drop reason.
   Reason admit(const Policy::Match& match);
-  void init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
+  // Returns whether the packet must be dropped (its layer-7 module refused
+  // it); the connection stays either way.
+  bool init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
                        uint64_t master);
   bool checkpointed(uint32_t index) const { return ckpt_ != nullptr && ckpt_->covers(index); }
   void put_l4(const Connection& c, uint32_t index);
@@ -251,17 +287,29 @@ class Pipeline {
   void clean_expectations(uint32_t budget);
   // The expectation the connection p opens was announced by, or -1.
   int32_t find_expectation(const ParsedPacket& p) const;
-  // Removes expectation `index` for the data connection it admits; once that
-  // connection is created (and checkpointed), settle tells its master.
+  // Takes expectation `index` for the connection it admits (removing it,
+  // unless persistent); once that connection (id, at position) is created
+  // and checkpointed, settle tells its master.
   Expectation take_expectation(uint32_t index);
-  void settle_expectation(const Expectation& e);
+  void settle_expectation(const Expectation& e, uint64_t id, uint32_t position);
   // Layer-7 modules of a connection: follow it if one applies, release the
   // slice (and its expectations) when the connection goes.
-  void bind_l7(Connection& c, uint32_t index, const ParsedPacket& p);
-  void track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir);
+  // bind_l7 and track_l7 return whether the packet must be dropped (a
+  // malformed SIP message).
+  bool bind_l7(Connection& c, uint32_t index, const ParsedPacket& p);
+  bool track_l7(Connection& c, uint32_t index, const ParsedPacket& p, Dir dir);
   void release_l7(Connection& c);
-  // A free FTP slice from the pool, bound to c at index; nullptr when none.
-  void put_ftp(const Connection& c);
+  // Checkpoints the layer-7 slice of c (FTP slice or SIP session).
+  void put_l7(const Connection& c);
+  void put_sip_call(uint16_t index);
+  // Binds a free record of `pool` to c at position index; nullptr when none.
+  template <typename Slice>
+  typename L7Pool<Slice>::Record* take_l7(L7Pool<Slice>& pool, ModuleId module, Connection& c,
+                                          uint32_t index);
+  static SipSignalling signalling_of(const Connection& c);
+  // Idle timeout of a connection a layer-7 module follows: a SIP signalling
+  // connection with calls lives at least as long as its calls.
+  uint32_t l7_timeout_ms(const Connection& c, uint32_t l4_timeout) const;
   class Expector;
   // Frees up to `budget` idle entries that no packet of the current burst
   // refers to. Returns whether anything was freed.
@@ -277,18 +325,12 @@ class Pipeline {
   std::unique_ptr<FragmentTable> fragments_;
   std::unique_ptr<ExpectationTable> expectations_;
   uint32_t expectations_open_ = 0;
-  // FTP slices: a pool per worker (the connection holds an index), with a
-  // stack of free indices; both allocated at creation.
-  using FtpRecord = ckpt::L7Record<FtpSlice>;
-  // A free slice from the pool, bound to c at position index; nullptr when
-  // none is free.
-  FtpRecord* take_ftp_slice(Connection& c, uint32_t index);
-  struct PoolDeleter {
-    void operator()(void* p) const;
-  };
-  std::unique_ptr<FtpRecord[], PoolDeleter> ftp_pool_;
-  std::unique_ptr<uint16_t[]> ftp_free_;
-  uint32_t ftp_free_count_ = 0;
+  // Layer-7 records: pools per worker (the connection holds an index).
+  L7Pool<FtpSlice> ftp_pool_;
+  L7Pool<SipSession> sip_sessions_;
+  L7Pool<SipCall> sip_calls_;
+  uint32_t worker_ = 0;
+  uint32_t workers_ = 1;
   PipelineCounters counters_;
   std::vector<uint64_t> rule_hits_;
   uint32_t now_ms_ = 0;

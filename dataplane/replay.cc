@@ -14,6 +14,7 @@ std::unique_ptr<Replay> Replay::create(const Config& config, unsigned workers, s
   for (unsigned w = 0; w < workers; ++w) {
     auto p = Pipeline::create(config.pipeline, r->policy_.get(), &r->ids_, 0, error);
     if (!p) return nullptr;
+    p->set_steering(w, workers);
     r->pipelines_.push_back(std::move(p));
   }
   return r;

@@ -225,8 +225,7 @@ int main(int argc, char** argv) {
   }
 
   std::string error;
-  const size_t memory = o.workers * holdfast::pipeline_memory_mb(config.pipeline.connections,
-                                                                 config.pipeline.fragments);
+  const size_t memory = o.workers * holdfast::pipeline_memory_mb(config.pipeline);
   if (!holdfast::init_eal_without_devices(argv[0], memory, &error)) {
     std::fprintf(stderr, "holdfast-replay: %s\n", error.c_str());
     return 1;
@@ -260,8 +259,7 @@ int main(int argc, char** argv) {
     holdfast::ckpt::Layout layout;
     layout.workers = o.workers;
     layout.slots = config.pipeline.connections;
-    layout.modules =
-        holdfast::ckpt::module_shapes(config.pipeline.fragments, config.pipeline.ftp.sessions);
+    layout.modules = holdfast::ckpt::module_shapes(config.pipeline);
     client = holdfast::ckpt::Client::connect(ckpt, layout, &error);
     if (!client ||
         !replay->enable_checkpoint(*client, config.checkpoint.store_full_allow, &error)) {

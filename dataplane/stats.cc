@@ -20,8 +20,35 @@ json describe(const Connection& c) {
           {"server", lo ? c.key.hi.to_string(c.key.hi_port) : c.key.lo.to_string(c.key.lo_port)}};
 }
 
-// At most this many FTP sessions are listed (the counters cover them all).
+// At most this many FTP sessions and SIP calls are listed (the counters
+// cover them all).
 constexpr size_t kMaxListedSessions = 64;
+
+// A SIP signalling connection's calls, each with its live media connections.
+void list_calls(const Pipeline& p, const Connection& conn, json* calls) {
+  const SipSession& session = p.sip_session(conn);
+  const json d = describe(conn);
+  for (uint8_t k = 0; k < session.call_count; ++k) {
+    const SipCall& call = p.sip_call(session.calls[k]);
+    json media = json::array();
+    for (uint8_t i = 0; i < call.media_count; ++i) {
+      const SipMedia& m = call.media[i];
+      if (m.position >= p.flows().capacity()) continue;
+      const Connection& mc = p.flows().at(m.position);
+      if (mc.id != m.id || (mc.flags & Connection::kClosed)) continue;
+      media.push_back(describe(mc));
+    }
+    std::sort(media.begin(), media.end(),
+              [](const json& a, const json& b) { return a["id"] < b["id"]; });
+    calls->push_back({{"signalling", conn.id},
+                      {"transport", conn.l4 == ModuleId::tcp ? "tcp" : "udp"},
+                      {"client", d["client"]},
+                      {"server", d["server"]},
+                      {"call_id", std::string(call.call_id, call.call_id_len)},
+                      {"state", SipModule::state_name(call)},
+                      {"media", media}});
+  }
+}
 
 }  // namespace
 
@@ -31,6 +58,7 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
   std::map<std::string, std::map<std::string, uint64_t>> active;
   const Policy* policy = nullptr;
   std::map<uint64_t, json> sessions;  // FTP control connection ID -> it and its data connections
+  json calls = json::array();         // SIP calls with their media connections
   for (const Pipeline* p : pipelines) {
     const PipelineCounters& c = p->counters();
     for (size_t i = 0; i < kReasonCount; ++i) total.reasons[i] += c.reasons[i];
@@ -42,10 +70,14 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
 #define HOLDFAST_FTP_SUM(name) total.ftp.name += c.ftp.name;
     HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_SUM)
 #undef HOLDFAST_FTP_SUM
+#define HOLDFAST_SIP_SUM(name) total.sip.name += c.sip.name;
+    HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_SUM)
+#undef HOLDFAST_SIP_SUM
     total.fragments_expired += c.fragments_expired;
     if (hits.size() < p->rule_hits().size()) hits.resize(p->rule_hits().size());
     for (size_t i = 0; i < p->rule_hits().size(); ++i) hits[i] += p->rule_hits()[i];
     p->flows().for_each([&](uint32_t, const Connection& conn) {
+      if (conn.flags & Connection::kClosed) return;  // gone, not yet swept
       const char* state = visit_l4(
           conn.l4, [&]<typename M>(M) { return M::state_name(conn.slice<typename M::Slice>()); });
       ++active[module_name(conn.l4)][state];
@@ -57,7 +89,10 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
         session["server"] = d["server"];
         session["pending_expectations"] = p->ftp_slice(conn).pending_count;
         if (!session.contains("data")) session["data"] = json::array();
-      } else if (conn.master_id != 0) {
+      } else if (conn.l7 == ModuleId::sip) {
+        list_calls(*p, conn, &calls);
+      } else if (conn.master_id != 0 && conn.l4 == ModuleId::tcp) {
+        // FTP data connections (SIP media is listed with its call).
         json& session = sessions[conn.master_id];
         if (!session.contains("data")) session["data"] = json::array();
         session["data"].push_back(describe(conn));
@@ -105,6 +140,19 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
   ftp["open_sessions"] = listed;
   ftp["open_sessions_total"] = sessions.size();
   out["ftp"] = ftp;
+  json sip = json::object();
+#define HOLDFAST_SIP_JSON(name) sip[#name] = total.sip.name;
+  HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_JSON)
+#undef HOLDFAST_SIP_JSON
+  std::sort(calls.begin(), calls.end(), [](const json& a, const json& b) {
+    return a["signalling"] != b["signalling"] ? a["signalling"] < b["signalling"]
+                                              : a["call_id"] < b["call_id"];
+  });
+  sip["open_calls_total"] = calls.size();
+  if (calls.size() > kMaxListedSessions)
+    calls.erase(calls.begin() + kMaxListedSessions, calls.end());
+  sip["open_calls"] = calls;
+  out["sip"] = sip;
   json rules = json::array();
   if (policy != nullptr) {
     for (size_t i = 0; i < policy->rules().size(); ++i) {
@@ -123,7 +171,7 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
 
 std::string format_stats(const json& s) {
   std::string out;
-  char line[256];
+  char line[512];
   const uint64_t packets = s.value("packets", uint64_t{0});
   const uint64_t passed = s.value("passed", uint64_t{0});
   const uint64_t dropped = s.value("dropped", uint64_t{0});
@@ -205,6 +253,44 @@ std::string format_stats(const json& s) {
       out += line;
       for (const json& d : session["data"]) {
         std::snprintf(line, sizeof line, "    data %llu %s -> %s\n",
+                      static_cast<unsigned long long>(d["id"].get<uint64_t>()),
+                      d["client"].get<std::string>().c_str(),
+                      d["server"].get<std::string>().c_str());
+        out += line;
+      }
+    }
+  }
+  if (s.contains("sip") && s["sip"].value("sessions", uint64_t{0}) != 0) {
+    const json& f = s["sip"];
+    auto n = [&](const char* key) {
+      return static_cast<unsigned long long>(f.value(key, uint64_t{0}));
+    };
+    std::snprintf(line, sizeof line,
+                  "SIP: %llu signalling connections, %llu messages (%llu malformed, dropped), "
+                  "%llu calls, %llu answered offers, %llu pinholes, %llu media connections "
+                  "admitted, %llu closed at call end\n",
+                  n("sessions"), n("messages"), n("malformed"), n("calls"), n("answers"),
+                  n("pinholes_opened"), n("media_connections"), n("media_closed"));
+    out += line;
+    std::snprintf(line, sizeof line,
+                  "  calls ended %llu, timed out %llu, replaced %llu, refused %llu, not followed "
+                  "(pool full) %llu; pinholes refused: address %llu, low port %llu, in use %llu, "
+                  "table full %llu, other worker %llu\n",
+                  n("calls_ended"), n("calls_timed_out"), n("calls_replaced"), n("calls_refused"),
+                  n("calls_full"), n("refused_address"), n("refused_low_port"), n("refused_in_use"),
+                  n("refused_table_full"), n("refused_other_worker"));
+    out += line;
+    for (const json& call : f["open_calls"]) {
+      std::snprintf(line, sizeof line, "  call %s (%s) over %s %llu %s -> %s: %zu media\n",
+                    call["call_id"].get<std::string>().c_str(),
+                    call["state"].get<std::string>().c_str(),
+                    call["transport"].get<std::string>().c_str(),
+                    static_cast<unsigned long long>(call["signalling"].get<uint64_t>()),
+                    call["client"].get<std::string>().c_str(),
+                    call["server"].get<std::string>().c_str(), call["media"].size());
+      out += line;
+      for (const json& d : call["media"]) {
+        std::snprintf(line, sizeof line, "    media %llu %s -> %s\n",
                       static_cast<unsigned long long>(d["id"].get<uint64_t>()),
                       d["client"].get<std::string>().c_str(),
                       d["server"].get<std::string>().c_str());

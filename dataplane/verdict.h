@@ -79,7 +79,9 @@ namespace holdfast {
   X(conn_table_full, false)                                                               \
   X(ckpt_store_full, false) /* no checkpoint slot, and checkpoint.store_full is refuse */ \
   /* passed (appended: fragment records in the store hold reasons by number) */           \
-  X(expected, true) /* first packet of a connection a layer-7 module announced */
+  X(expected, true) /* first packet of a connection a layer-7 module announced */         \
+  /* dropped: layer 7 (appended, as above) */                                             \
+  X(sip_malformed, false) /* a SIP message on a signalling connection that does not parse */
 
 enum class Reason : uint8_t {
 #define HOLDFAST_REASON_ENUM(name, passes) name,

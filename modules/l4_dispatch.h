@@ -40,6 +40,7 @@ decltype(auto) visit_l4(ModuleId id, Fn&& fn) {
       return fn(OtherModule{});
     case ModuleId::none:
     case ModuleId::ftp:  // layer 7: never a connection's layer-4 module
+    case ModuleId::sip:
       break;
   }
   // Only entries in use are dispatched; anything else is a corrupted table.

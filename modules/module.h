@@ -31,6 +31,7 @@ enum class ModuleId : uint8_t {
   icmp = 3,
   other = 4,  // any other IP protocol, tracked by address pair
   ftp = 5,    // layer 7: FTP control connections
+  sip = 6,    // layer 7: SIP signalling connections (video conferencing)
 };
 inline constexpr const char* module_name(ModuleId id) {
   switch (id) {
@@ -44,6 +45,8 @@ inline constexpr const char* module_name(ModuleId id) {
       return "other";
     case ModuleId::ftp:
       return "ftp";
+    case ModuleId::sip:
+      return "sip";
     case ModuleId::none:
       break;
   }

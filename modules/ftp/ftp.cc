@@ -40,7 +40,7 @@ bool announce(FtpSlice& s, const ftp::Announcement& a, const ParsedPacket& p, ui
   for (uint8_t i = 0; i < s.pending_count; ++i) {
     if (s.pending[i].key == key) {
       // Announced again: a new lease on the same pinhole.
-      if (host.open_expectation(key, expires) != ExpectationHost::Result::opened) return false;
+      if (host.open_expectation(key, expires, 0) != ExpectationHost::Result::opened) return false;
       s.pending[i].expires_ms = expires;
       return true;
     }
@@ -48,18 +48,20 @@ bool announce(FtpSlice& s, const ftp::Announcement& a, const ParsedPacket& p, ui
   bool changed = false;
   if (s.pending_count == FtpSlice::kMaxPending) {
     // A session keeps a bounded number: the oldest gives way.
-    host.close_expectation(s.pending[0].key);
+    host.close_expectation(s.pending[0].key, 0);
     remove_pending(s, 0);
     ++counters.replaced_pending;
     changed = true;
   }
-  switch (host.open_expectation(key, expires)) {
+  switch (host.open_expectation(key, expires, 0)) {
     case ExpectationHost::Result::opened:
       break;
     case ExpectationHost::Result::table_full:
       ++counters.refused_table_full;
       return changed;
     case ExpectationHost::Result::in_use:
+    case ExpectationHost::Result::foreign:  // never: announced addresses are the control
+                                            // connection's
       ++counters.refused_in_use;
       return changed;
   }
@@ -162,7 +164,7 @@ bool FtpModule::on_segment(FtpSlice& s, const ParsedPacket& p, Dir dir, uint32_t
 }
 
 void FtpModule::close(FtpSlice& s, ExpectationHost& host) {
-  for (uint8_t i = 0; i < s.pending_count; ++i) host.close_expectation(s.pending[i].key);
+  for (uint8_t i = 0; i < s.pending_count; ++i) host.close_expectation(s.pending[i].key, 0);
   s.pending_count = 0;
 }
 
@@ -177,7 +179,7 @@ void FtpModule::consumed(FtpSlice& s, const ExpectationKey& key) {
 
 uint32_t FtpModule::reopen(FtpSlice& s, ExpectationHost& host) {
   for (uint8_t i = 0; i < s.pending_count;) {
-    if (host.open_expectation(s.pending[i].key, s.pending[i].expires_ms) ==
+    if (host.open_expectation(s.pending[i].key, s.pending[i].expires_ms, 0) ==
         ExpectationHost::Result::opened) {
       ++i;
     } else {

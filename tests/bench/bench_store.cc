@@ -15,6 +15,13 @@
 namespace holdfast::bench {
 namespace {
 
+// Default settings with `fragments` fragment records per worker.
+inline PipelineSettings fragment_settings(uint32_t fragments) {
+  PipelineSettings s;
+  s.fragments = fragments;
+  return s;
+}
+
 constexpr long kHugetlbfsMagic = 0x958458f6;
 
 uint64_t round_up(uint64_t v, uint64_t to) {
@@ -40,7 +47,7 @@ bool is_hugetlbfs(const std::string& dir) {
 
 uint64_t BenchStore::set_bytes(uint32_t workers, uint32_t slots, uint32_t fragments) {
   uint64_t bytes = 0;
-  for (const ckpt::SlotShape& m : ckpt::module_shapes(fragments, FtpSettings{}.sessions)) {
+  for (const ckpt::SlotShape& m : ckpt::module_shapes(fragment_settings(fragments))) {
     bytes += round_up(uint64_t{m.slot_size} * slot_count(m, slots), ckpt::kPage);
   }
   return bytes * workers;
@@ -90,7 +97,7 @@ bool BenchStore::add_set(uint32_t set, uint32_t epoch, uint32_t workers, uint32_
   rs.epoch = epoch;
   uint64_t offset = next_offset_;
   for (uint32_t w = 0; w < workers; ++w) {
-    for (const ckpt::SlotShape& m : ckpt::module_shapes(fragments, FtpSettings{}.sessions)) {
+    for (const ckpt::SlotShape& m : ckpt::module_shapes(fragment_settings(fragments))) {
       ckpt::RegionEntry r{};
       std::memcpy(r.app, "holdfast-bench", sizeof "holdfast-bench");
       r.set = set;

@@ -96,6 +96,13 @@
 namespace holdfast::bench {
 namespace {
 
+// Default settings with `fragments` fragment records per worker.
+inline PipelineSettings fragment_settings(uint32_t fragments) {
+  PipelineSettings s;
+  s.fragments = fragments;
+  return s;
+}
+
 constexpr uint16_t kBurst = 32;
 constexpr size_t kAckStride = 64;   // a 60-byte ACK per cache line
 constexpr size_t kSynStride = 128;  // a 66-byte SYN per two lines
@@ -934,7 +941,7 @@ void bm_bytes_per_connection(benchmark::State& state, uint32_t slots) {
   uint32_t base = 0;
   uint32_t tcp = 0;
   uint32_t all_connection_modules = 0;
-  for (const ckpt::SlotShape& m : ckpt::module_shapes(fragments, FtpSettings{}.sessions)) {
+  for (const ckpt::SlotShape& m : ckpt::module_shapes(fragment_settings(fragments))) {
     if (m.module == ckpt::kBaseModule) base = m.slot_size;
     if (m.module == static_cast<uint8_t>(ModuleId::tcp)) tcp = m.slot_size;
     if (m.slots == 0) all_connection_modules += m.slot_size;
@@ -1025,8 +1032,9 @@ void register_benchmarks() {
 // kMaxRecoveryWorkers workers recovering kMaxConnections, with margin.
 // The checkpoint stores are not DPDK memory.
 size_t eal_memory_mb() {
-  const size_t table = pipeline_memory_mb(capacity_for(std::max(kMaxConnections, kFillConnections)),
-                                          PipelineSettings{}.fragments);
+  PipelineSettings largest;
+  largest.connections = capacity_for(std::max(kMaxConnections, kFillConnections));
+  const size_t table = pipeline_memory_mb(largest);
   const size_t frames = (kChurnFrames * kSynStride) >> 20;
   return std::max(table + frames, kMaxRecoveryWorkers * table) + 128;
 }

@@ -17,9 +17,17 @@
 #include "dataplane/steering.h"
 #include "modules/tcp/tcp.h"
 #include "tests/support/packet_builder.h"
+#include "tests/support/sip_messages.h"
 
 namespace holdfast::ckpt {
 namespace {
+
+// Default settings with `fragments` fragment records per worker.
+inline PipelineSettings fragment_settings(uint32_t fragments) {
+  PipelineSettings s;
+  s.fragments = fragments;
+  return s;
+}
 
 using namespace holdfast::test;
 
@@ -36,7 +44,7 @@ struct FakeStore {
   FakeStore(uint32_t workers, uint32_t set_number, uint32_t slots = kConnections) {
     uint64_t offset = 0;
     for (uint32_t w = 0; w < workers; ++w) {
-      for (const SlotShape& m : module_shapes(kFragments, FtpSettings{}.sessions)) {
+      for (const SlotShape& m : module_shapes(fragment_settings(kFragments))) {
         RegionEntry r{};
         r.worker = static_cast<uint16_t>(w);
         r.module = m.module;
@@ -106,6 +114,7 @@ struct Dataplane {
     for (uint32_t w = 0; w < workers; ++w) {
       pipelines.push_back(Pipeline::create(settings, policy.get(), &ids, 0, &error));
       EXPECT_NE(pipelines.back(), nullptr) << error;
+      pipelines.back()->set_steering(w, workers);
     }
     if (store != nullptr) {
       writers.assign(workers, WorkerCheckpoint{});
@@ -543,6 +552,165 @@ TEST(Recovery, AFullStoreRefusesNewConnectionsOrForwardsThemUnprotected) {
     EXPECT_EQ(v.reason, Reason::established);
     EXPECT_EQ(v.conn_id, ids[1]);
   }
+}
+
+// SIP: a call from the inside caller (UDP signalling allowed by the inside
+// rule); media from outside passes only through the call's pinholes.
+Bytes sip_datagram(bool from_caller, const std::string& text) {
+  UdpSpec u;
+  u.sport = from_caller ? 5061 : 5060;
+  u.dport = from_caller ? 5060 : 5061;
+  u.payload = Bytes(text.begin(), text.end());
+  Ipv4Spec ip;
+  ip.src = from_caller ? "10.0.0.10" : "198.51.100.20";
+  ip.dst = from_caller ? "198.51.100.20" : "10.0.0.10";
+  return eth_v4(ip, udp(u));
+}
+
+Bytes rtp_datagram(bool from_caller) {
+  UdpSpec u;
+  u.sport = from_caller ? 20000 : 30000;
+  u.dport = from_caller ? 30000 : 20000;
+  u.payload = Bytes(172, 0x80);
+  Ipv4Spec ip;
+  ip.src = from_caller ? "10.0.0.10" : "198.51.100.20";
+  ip.dst = from_caller ? "198.51.100.20" : "10.0.0.10";
+  return eth_v4(ip, udp(u));
+}
+
+// INVITE with the caller's audio on 20000, 200 with the callee's on 30000,
+// ACK. Returns the signalling connection's ID.
+uint64_t sip_call_up(Dataplane& d) {
+  const Verdict invite = d.send(
+      sip_datagram(true,
+                   test::request("INVITE", "c1", 1, test::sdp("10.0.0.10", {{"audio", 20000}}))),
+      Side::inside);
+  EXPECT_EQ(invite.reason, Reason::new_connection);
+  EXPECT_EQ(
+      d.send(sip_datagram(false, test::response(200, "c1", 1, "INVITE",
+                                                test::sdp("198.51.100.20", {{"audio", 30000}}))),
+             Side::outside)
+          .reason,
+      Reason::established);
+  EXPECT_EQ(d.send(sip_datagram(true, test::request("ACK", "c1", 1)), Side::inside).reason,
+            Reason::established);
+  return invite.conn_id;
+}
+
+RecoveryReport crash_and_recover(FakeStore& store, Dataplane& after) {
+  return recover_connections(store.bytes.data(), store.bytes.size(), store.set, after.raw(),
+                             kEpoch + 1);
+}
+
+TEST(Recovery, ASipCallAnsweredBeforeTheCrashAdmitsItsFirstMediaAfterIt) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const uint64_t signalling = sip_call_up(before);
+  EXPECT_EQ(store.used(static_cast<uint8_t>(ModuleId::sip)).size(), 1u);
+  EXPECT_EQ(store.used(kSipCallModule).size(), 1u);
+
+  FakeStore next(2, 2);
+  Dataplane after(2, kEpoch + 1, &next);
+  const RecoveryReport report = crash_and_recover(store, after);
+  EXPECT_EQ(report.restored_l7.at("sip"), 1u) << report.text();
+  EXPECT_EQ(report.sip_calls, 1u) << report.text();
+  EXPECT_TRUE(report.discarded.empty()) << report.text();
+  // The first RTP, from outside, is admitted by the restored pinhole.
+  const Verdict media = after.send(rtp_datagram(false), Side::outside, kT0 + 10);
+  EXPECT_EQ(media.reason, Reason::expected);
+  EXPECT_EQ(after.send(rtp_datagram(true), Side::inside, kT0 + 20).conn_id, media.conn_id);
+  // The new set holds the session and the call again.
+  EXPECT_EQ(next.used(static_cast<uint8_t>(ModuleId::sip)).size(), 1u);
+  EXPECT_EQ(next.used(kSipCallModule).size(), 1u);
+  // A BYE after the crash still ends the call and closes its media.
+  EXPECT_EQ(
+      after.send(sip_datagram(true, test::request("BYE", "c1", 2)), Side::inside, kT0 + 30).conn_id,
+      signalling);
+  EXPECT_EQ(after.send(rtp_datagram(false), Side::outside, kT0 + 40).reason, Reason::default_deny);
+  EXPECT_EQ(next.used(kSipCallModule).size(), 0u);
+}
+
+TEST(Recovery, SipMediaFlowingAtTheCrashGoesOnAndTheByeStillClosesIt) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const uint64_t signalling = sip_call_up(before);
+  const Verdict media = before.send(rtp_datagram(false), Side::outside);
+  ASSERT_EQ(media.reason, Reason::expected);
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = crash_and_recover(store, after);
+  EXPECT_EQ(report.restored.at("udp"), 2u) << report.text();  // signalling and media
+  EXPECT_EQ(report.sip_media_linked, 1u) << report.text();
+  const Verdict again = after.send(rtp_datagram(true), Side::inside, kT0 + 10);
+  EXPECT_EQ(again.reason, Reason::established);
+  EXPECT_EQ(again.conn_id, media.conn_id);
+  after.send(sip_datagram(false, test::request("BYE", "c1", 2)), Side::outside, kT0 + 20);
+  uint64_t closed = 0;
+  for (const auto& p : after.pipelines) closed += p->counters().sip.media_closed;
+  EXPECT_EQ(closed, 1u);
+  EXPECT_EQ(after.send(rtp_datagram(false), Side::outside, kT0 + 30).reason, Reason::default_deny);
+  (void)signalling;
+}
+
+TEST(Recovery, SipMediaTheCallHadNotRecordedYetIsLinkedByItsPinhole) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  sip_call_up(before);
+  // The call's slot as it was before the media connection was recorded.
+  const auto calls = store.used(kSipCallModule);
+  ASSERT_EQ(calls.size(), 1u);
+  SlotHeader* h = store.slot(0, kSipCallModule, calls[0].second);
+  const RegionEntry& r = store.region(0, kSipCallModule);
+  const std::vector<uint8_t> unlinked(reinterpret_cast<uint8_t*>(h),
+                                      reinterpret_cast<uint8_t*>(h) + r.slot_size);
+  ASSERT_EQ(before.send(rtp_datagram(false), Side::outside).reason, Reason::expected);
+  // The crash came after the media connection was written, before its call.
+  std::memcpy(h, unlinked.data(), unlinked.size());
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = crash_and_recover(store, after);
+  EXPECT_EQ(report.sip_media_linked, 1u) << report.text();
+  after.send(sip_datagram(true, test::request("BYE", "c1", 2)), Side::inside, kT0 + 20);
+  EXPECT_EQ(after.send(rtp_datagram(true), Side::inside, kT0 + 30).reason, Reason::new_connection);
+}
+
+TEST(Recovery, ASipCallWhoseRecordIsTornIsLostButItsSignallingGoesOn) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const uint64_t signalling = sip_call_up(before);
+  const auto calls = store.used(kSipCallModule);
+  ASSERT_EQ(calls.size(), 1u);
+  store.slot(0, kSipCallModule, calls[0].second)->seq |= 1;
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = crash_and_recover(store, after);
+  EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();
+  EXPECT_EQ(report.restored_l7.at("sip"), 1u) << report.text();
+  EXPECT_EQ(report.sip_calls, 0u) << report.text();
+  // The call's pinholes are gone; the signalling connection passes.
+  EXPECT_EQ(after.send(rtp_datagram(false), Side::outside, kT0 + 10).reason, Reason::default_deny);
+  EXPECT_EQ(
+      after.send(sip_datagram(true, test::request("BYE", "c1", 2)), Side::inside, kT0 + 20).conn_id,
+      signalling);
+}
+
+TEST(Recovery, ASipCallRecordOfAnotherConnectionIsAnOrphan) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  sip_call_up(before);
+  const auto calls = store.used(kSipCallModule);
+  ASSERT_EQ(calls.size(), 1u);
+  SlotHeader* h = store.slot(0, kSipCallModule, calls[0].second);
+  h->conn_id += 1;  // not the signalling connection's ID
+
+  FakeStore next(1, 2);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report = crash_and_recover(store, after);
+  EXPECT_EQ(report.discarded.at("orphan_slice"), 1u) << report.text();
+  EXPECT_EQ(report.sip_calls, 0u) << report.text();
 }
 
 }  // namespace

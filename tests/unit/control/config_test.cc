@@ -296,7 +296,7 @@ TEST(Config, UnknownKeysAreReportedWhereTheyAre) {
   EXPECT_TRUE(OnlyError(load(R"("limits": {"connections": 100})"), "/limits/connections",
                         "unknown key (expected one of: connections_per_worker, "
                         "fragments_per_worker)"));
-  EXPECT_TRUE(OnlyError(load(R"("modules": {"sip": {}})"), "/modules/sip", "unknown"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"h323": {}})"), "/modules/h323", "unknown"));
   EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"port": 21}})"), "/modules/ftp/port",
                         "unknown key (expected one of: enabled, ports, expectation_timeout, "
                         "sessions_per_worker)"));
@@ -710,6 +710,47 @@ TEST(Config, FtpSettings) {
                         "/modules/ftp/expectation_timeout", "timeout must be between"));
   EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"enabled": "yes"}})"), "/modules/ftp/enabled",
                         "expected true or false"));
+}
+
+TEST(Config, SipSettings) {
+  Config c = load_ok(R"("modules": {"sip": {"enabled": false, "ports": [5060, 5080],
+                         "media_ranges": ["203.0.113.0/24", "2001:db8:5::/48"],
+                         "call_timeout": 1800, "calls_per_session": 8,
+                         "sessions_per_worker": 100, "calls_per_worker": 400}})");
+  const SipSettings& s = c.pipeline.sip;
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.port_count, 2u);
+  EXPECT_TRUE(s.is_signalling_port(5080));
+  EXPECT_FALSE(s.is_signalling_port(5061));
+  EXPECT_EQ(s.range_count, 2u);
+  EXPECT_TRUE(s.in_media_range(*IpAddr::parse("203.0.113.99")));
+  EXPECT_TRUE(s.in_media_range(*IpAddr::parse("2001:db8:5::1")));
+  EXPECT_FALSE(s.in_media_range(*IpAddr::parse("203.0.114.1")));
+  EXPECT_EQ(s.call_timeout_ms, 1'800'000u);
+  EXPECT_EQ(s.calls_per_session, 8u);
+  EXPECT_EQ(s.sessions, 100u);
+  EXPECT_EQ(s.calls, 400u);
+  // Defaults: on, port 5060, no media ranges, an hour, 32 calls a session.
+  c = load_ok("");
+  EXPECT_TRUE(c.pipeline.sip.enabled);
+  EXPECT_TRUE(c.pipeline.sip.is_signalling_port(5060));
+  EXPECT_EQ(c.pipeline.sip.range_count, 0u);
+  EXPECT_EQ(c.pipeline.sip.call_timeout_ms, 3'600'000u);
+  EXPECT_EQ(c.pipeline.sip.calls_per_session, 32u);
+
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"sip": {"ports": [5060, 5060]}})"),
+                        "/modules/sip/ports/1", "listed twice"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"sip": {"calls_per_session": 33}})"),
+                        "/modules/sip/calls_per_session", "must be between 1 and 32"));
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"sip": {"media_ranges": ["10.0.0.0/33"]}})"),
+                        "/modules/sip/media_ranges/0", ""));
+  EXPECT_TRUE(
+      OnlyError(load(R"("modules": {"sip": {"call": 1}})"), "/modules/sip/call", "unknown key"));
+  // A port both modules would claim.
+  EXPECT_TRUE(OnlyError(load(R"("modules": {"sip": {"ports": [21]}})"), "/modules/sip/ports",
+                        "also an FTP control port"));
+  // Fine when FTP is off.
+  load_ok(R"("modules": {"ftp": {"enabled": false}, "sip": {"ports": [21]}})");
 }
 
 }  // namespace

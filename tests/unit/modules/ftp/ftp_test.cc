@@ -70,7 +70,7 @@ ParsedPacket parse(const Frame& f) {
 
 class RecordingHost : public ExpectationHost {
  public:
-  Result open_expectation(const ExpectationKey& key, uint32_t expires_ms) override {
+  Result open_expectation(const ExpectationKey& key, uint32_t expires_ms, uint16_t) override {
     if (refuse) return Result::table_full;
     for (auto& [k, e] : open) {
       if (k == key) {
@@ -81,7 +81,7 @@ class RecordingHost : public ExpectationHost {
     open.emplace_back(key, expires_ms);
     return Result::opened;
   }
-  void close_expectation(const ExpectationKey& key) override {
+  void close_expectation(const ExpectationKey& key, uint16_t) override {
     for (size_t i = 0; i < open.size(); ++i) {
       if (open[i].first == key) {
         open.erase(open.begin() + static_cast<long>(i));
