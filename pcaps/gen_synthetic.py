@@ -23,6 +23,7 @@ Addresses (inside_networks 10.0.0.0/24, fd00:0:0:1::/64):
   outside server   198.51.100.20     2001:db8:100::20
   outside attacker 203.0.113.66      2001:db8:bad::66
   routers          198.51.100.1      2001:db8:100::1  (send ICMP errors)
+  media gateway    198.51.100.40/41                   (SIP media_ranges)
 """
 
 import argparse
@@ -102,9 +103,10 @@ class Capture:
     def add(self, pkt, reason, conn=0, step_us=1000, master=None):
         """Appends a frame 1 ms (step_us) after the previous one. A frame
         expected as new_connection or expected (an FTP data connection's
-        SYN, admitted by its control connection `master`) opens the next
-        connection: the call returns its ID. conn: the connection an other
-        verdict names."""
+        SYN admitted by its control connection `master`, or a SIP media
+        flow's first datagram admitted by its signalling connection's call)
+        opens the next connection: the call returns its ID. conn: the
+        connection an other verdict names."""
         data = bytes(pkt)
         if self.records:
             self.t += step_us
@@ -1827,6 +1829,646 @@ def ftp_ports(cap):
     data_conn(cap, CLIENT4, 41101, SERVER4, 50231, "default_deny")
     d.close()
 
+
+# -------------------------------------------------------------------- SIP
+#
+# Judged under synthetic-sip.config.json: the inside may open UDP and TCP to
+# port 5060 (the SIP module's signalling port), nothing else, in either
+# direction; so an RTP or RTCP flow passes only when a call's pinhole admits
+# it ("expected", with "master": the signalling connection's ID). Media may
+# also use 198.51.100.32/28; a connection follows at most 3 calls; a call
+# ends 5 s after its last SIP message. The contract (modules/sip, written
+# down in the oracle's docstring): a call starts with an INVITE of a new
+# Call-ID; an offer (INVITE, UPDATE) and its answer (18x/2xx, or ACK/PRACK
+# after a late offer) make the call's active descriptions; for each pair of
+# audio/video streams with both ports non-zero, pinholes open to each side's
+# RTP and RTCP ports (from the other side's stream address), unless an
+# address is neither its announcer's signalling address nor in media_ranges
+# (the stream opens nothing) or a port is below 1024 (that port opens
+# nothing). A call ends at BYE, CANCEL before a 2xx, a final response >= 300
+# to its first INVITE or replacement: its pinholes close and its media
+# connections close at once, so their next packet is a new flow for policy.
+# A call times out call_timeout after its last SIP message: its pinholes
+# close (a new flow meets policy) but its media connections live on as
+# plain UDP flows under their own idle timeouts, and a later BYE of that
+# call finds no call and closes nothing. A malformed message is dropped as
+# sip_malformed.
+
+SIP_CONFIG = "synthetic-sip.config.json"
+GATEWAY4, GATEWAY4B = "198.51.100.40", "198.51.100.41"  # inside media_ranges 198.51.100.32/28
+INSIDE_OTHER4 = WEB4                                    # another inside host, not a SIP party
+
+
+def uri_host(addr):
+    return "[%s]" % addr if ":" in addr else addr
+
+
+def sdp(addr, *streams, session_c=True):
+    """An SDP body (RFC 4566) from addr: origin and (unless session_c is
+    False) session-level c= on addr; each stream (media, port[, extra
+    lines]) an m= line, port as a number or text ("40410/2"), then its
+    extra lines (a=..., a media-level c=...)."""
+    fam = "IP6" if ":" in addr else "IP4"
+    lines = ["v=0", "o=holdfast 1 1 IN %s %s" % (fam, addr), "s=-"]
+    if session_c:
+        lines.append("c=IN %s %s" % (fam, addr))
+    lines.append("t=0 0")
+    for media, port, *extra in streams:
+        lines.append("m=%s %s RTP/AVP %s" % (media, port, "0" if media == "audio" else "96"))
+        lines += ["a=rtpmap:0 PCMU/8000"] if media == "audio" else ["a=rtpmap:96 H264/90000"]
+        lines += extra[0] if extra else []
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def sip_text(start, headers, body=b""):
+    """A SIP message (RFC 3261 7): start line, headers, empty line, body."""
+    return (start + "\r\n" + "".join("%s: %s\r\n" % h for h in headers) + "\r\n").encode() + body
+
+
+class SipCall:
+    """One call's identities (Call-ID, tags, the caller's CSeq) between the
+    caller (the inside client: party A, which opens the signalling
+    connection) and the callee (party B). Builds its requests and responses
+    as bytes; headers can be dropped (omit), replaced or added."""
+
+    def __init__(self, call_id, caller=CLIENT4, callee=SERVER4, transport="UDP", caller_port=5060):
+        self.id, self.caller, self.callee = call_id, caller, callee
+        self.transport, self.caller_port = transport, caller_port
+        self.cseq = 0
+
+    def headers(self, cseq, method, from_caller, body, ctype="application/sdp"):
+        a = "<sip:alice@%s>;tag=%s-a" % (uri_host(self.caller), self.id)
+        b = "<sip:bob@%s>" % uri_host(self.callee)
+        if not (from_caller and cseq == 1 and method in ("INVITE", "CANCEL", "OPTIONS")):
+            b += ";tag=%s-b" % self.id  # the callee's tag: not in the caller's first request
+        via_host = self.caller if from_caller else self.callee
+        port = self.caller_port if from_caller else 5060
+        h = [("Via", "SIP/2.0/%s %s:%d;branch=z9hG4bK-%s-%d" % (self.transport, uri_host(via_host),
+                                                              port, self.id, cseq)),
+             ("Max-Forwards", "70"),
+             ("From", a if from_caller else b),
+             ("To", b if from_caller else a),
+             ("Call-ID", self.id),
+             ("CSeq", "%d %s" % (cseq, method))]
+        if body:
+            h.append(("Content-Type", ctype))
+        h.append(("Content-Length", str(len(body))))
+        return h
+
+    @staticmethod
+    def edit(h, omit=(), replace=None, add=()):
+        replace = replace or {}
+        out = [(n, replace.get(n, v)) for n, v in h if n not in omit]
+        return out + list(add)
+
+    def request(self, method, body=b"", from_caller=True, cseq=None, start=None, **edit):
+        """A request; the caller's CSeq counts up unless cseq is given (ACK
+        and CANCEL take their INVITE's)."""
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        target = self.callee if from_caller else self.caller
+        start = start or "%s sip:%s@%s SIP/2.0" % (method, "bob" if from_caller else "alice",
+                                                  uri_host(target))
+        return sip_text(start, self.edit(self.headers(cseq, method, from_caller, body), **edit), body)
+
+    def response(self, code, method, body=b"", cseq=None, from_caller=False, start=None, **edit):
+        """A response to the request with CSeq (cseq, method): from the
+        callee unless from_caller."""
+        reasons = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK",
+                   486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+                   603: "Decline"}
+        start = start or "SIP/2.0 %d %s" % (code, reasons[code])
+        h = self.headers(self.cseq if cseq is None else cseq, method, not from_caller, body)
+        return sip_text(start, self.edit(h, **edit), body)
+
+
+class SipUdp:
+    """A UDP signalling flow between the inside client and a server, both
+    on port 5060 unless told. The first datagram (from the client) opens
+    it: new_connection; every later one is established unless told."""
+
+    def __init__(self, cap, client=CLIENT4, server=SERVER4, cport=5060, sport=5060):
+        self.cap, self.client, self.server, self.cport, self.sport = cap, client, server, cport, sport
+        self.k = None
+
+    def send(self, from_client, data, reason="established"):
+        src, dst, sp, dp = ((self.client, self.server, self.cport, self.sport) if from_client else
+                            (self.server, self.client, self.sport, self.cport))
+        pkt = frame(src, dst, UDP(sport=sp, dport=dp) / Raw(data))
+        if self.k is None:
+            assert from_client and reason == "established"
+            self.k = self.cap.add(pkt, "new_connection")
+        else:
+            self.cap.add(pkt, reason, self.k)
+
+    def call(self, call, offer, answer, code=200):
+        """INVITE with the offer from the client, 100, the answer in a
+        final `code` response, ACK: every frame established."""
+        self.send(True, call.request("INVITE", offer))
+        self.send(False, call.response(100, "INVITE"))
+        self.send(False, call.response(code, "INVITE", answer))
+        self.send(True, call.request("ACK", cseq=call.cseq))
+
+    def bye(self, call, from_client=True):
+        self.send(from_client, call.request("BYE", from_caller=from_client))
+        self.send(not from_client, call.response(200, "BYE", from_caller=not from_client))
+
+
+class SipTcp:
+    """A TCP signalling connection from the inside client to a server's
+    port 5060; every segment established unless told."""
+
+    def __init__(self, cap, client=CLIENT4, cport=40500, server=SERVER4, cisn=0x50000000,
+                 sisn=0x51000000):
+        self.cap = cap
+        self.t = Tcp(client, cport, server, 5060, cisn, sisn)
+        self.k = self.t.handshake(cap)
+
+    def send(self, from_client, data, reason="established", **kw):
+        self.cap.add(self.t.seg(from_client, "PA", data, **kw), reason, self.k)
+
+    def ack(self, from_client):
+        self.cap.add(self.t.seg(from_client, "A"), "established", self.k)
+
+
+def rtp_packet(seq, ssrc, rtcp=False):
+    """An RTP packet (RFC 3550 5.1: version 2, PCMU, 20 bytes of audio), or
+    an RTCP receiver report without report blocks (RFC 3550 6.4.2)."""
+    if rtcp:
+        return struct.pack("!BBHI", 0x80, 201, 1, ssrc)
+    return struct.pack("!BBHII", 0x80, 0, seq, seq * 160, ssrc) + bytes(range(20))
+
+
+def media(cap, src, sport, dst, dport, reason, conn=0, master=None, seq=1, rtcp=False):
+    """One RTP (or RTCP) datagram with the verdict `reason`; returns the
+    connection it opened (expected) or conn."""
+    ssrc = 0x10000000 | sport << 8 | (1 if is_inside(src) else 2)
+    pkt = frame(src, dst, UDP(sport=sport, dport=dport) / Raw(rtp_packet(seq, ssrc, rtcp)))
+    k = cap.add(pkt, reason, conn, master=master)
+    return k if reason == "expected" else conn
+
+
+@case(config=SIP_CONFIG)
+def sip_bye_closes(cap):
+    """A call's pinholes admit its media both ways until BYE. INVITE
+    offering audio at 10.0.0.10:40000, 200 OK answering 198.51.100.20:50000,
+    ACK: the client's RTP to 50000 opens a media connection (expected, the
+    signalling flow its master) and the server's replies are established
+    in it; the server's RTCP from 50001 to the client's 40001 (RTP port + 1)
+    opens another (expected: the pinhole towards the client). Then BYE: the
+    call ends, its media connections close at once, so the next RTP and
+    RTCP on the same ports are new flows judged by policy (default_deny
+    both ways); the 200 OK to the BYE, after them, passes."""
+    u = SipUdp(cap)
+    c = SipCall("bye-1")
+    u.call(c, sdp(CLIENT4, ("audio", 40000)), sdp(SERVER4, ("audio", 50000)))
+    k = media(cap, CLIENT4, 40000, SERVER4, 50000, "expected", master=u.k)
+    media(cap, SERVER4, 50000, CLIENT4, 40000, "established", k)
+    media(cap, CLIENT4, 40000, SERVER4, 50000, "established", k, seq=2)
+    r = media(cap, SERVER4, 50001, CLIENT4, 40001, "expected", master=u.k, rtcp=True)
+    media(cap, CLIENT4, 40001, SERVER4, 50001, "established", r, rtcp=True)
+    media(cap, SERVER4, 50000, CLIENT4, 40000, "established", k, seq=2)
+    u.send(True, c.request("BYE"))
+    media(cap, SERVER4, 50000, CLIENT4, 40000, "default_deny", seq=3)
+    media(cap, CLIENT4, 40000, SERVER4, 50000, "default_deny", seq=3)
+    media(cap, SERVER4, 50001, CLIENT4, 40001, "default_deny", rtcp=True)
+    u.send(False, c.response(200, "BYE", cseq=c.cseq))
+
+
+@case(config=SIP_CONFIG)
+def sip_reinvite_moves(cap):
+    """A re-INVITE moves the client's audio from port 40010 to 40020 (the
+    server stays on 50010). Before it, the server's RTP to 40010 opens a
+    media connection (expected). After the re-INVITE's 200 OK and ACK, the
+    pinholes are the new answer's: a new flow to 40010 (the server from
+    port 50030) is default_deny, and so is RTCP to 40011; the server's RTP
+    to 40020 opens a new media connection (expected). The media connection
+    opened before the re-INVITE stays up (the call lives): its packets are
+    established. The server's BYE ends the call: both media connections'
+    next packets are default_deny."""
+    u = SipUdp(cap)
+    c = SipCall("move-1")
+    u.call(c, sdp(CLIENT4, ("audio", 40010)), sdp(SERVER4, ("audio", 50010)))
+    old = media(cap, SERVER4, 50010, CLIENT4, 40010, "expected", master=u.k)
+    media(cap, CLIENT4, 40010, SERVER4, 50010, "established", old)
+    u.send(True, c.request("INVITE", sdp(CLIENT4, ("audio", 40020))))
+    u.send(False, c.response(200, "INVITE", sdp(SERVER4, ("audio", 50010))))
+    u.send(True, c.request("ACK", cseq=c.cseq))
+    media(cap, SERVER4, 50030, CLIENT4, 40010, "default_deny")
+    media(cap, SERVER4, 50011, CLIENT4, 40011, "default_deny", rtcp=True)
+    new = media(cap, SERVER4, 50010, CLIENT4, 40020, "expected", master=u.k)
+    media(cap, CLIENT4, 40020, SERVER4, 50010, "established", new)
+    media(cap, CLIENT4, 40010, SERVER4, 50010, "established", old, seq=2)
+    u.bye(c, from_client=False)
+    media(cap, CLIENT4, 40020, SERVER4, 50010, "default_deny", seq=2)
+    media(cap, CLIENT4, 40010, SERVER4, 50010, "default_deny", seq=3)
+
+
+@case(config=SIP_CONFIG)
+def sip_cancel(cap):
+    """CANCEL ends a call not yet confirmed. A call offered at 40030 and
+    only ringing (180 without SDP) has no pinholes: the server's RTP to
+    40030 is default_deny before and after CANCEL. A call with early media
+    (183 with an SDP answer: pinholes open, the server's RTP to 40040
+    opens a media connection, expected) is cancelled: its media connection
+    closes, the next RTP both ways is default_deny. The 200 OK to CANCEL,
+    487 to the INVITE and the ACK all pass. A CANCEL that crosses the 200
+    OK (the call is confirmed) ends nothing: the server's RTP to 40050 is
+    then expected."""
+    u = SipUdp(cap)
+    c1 = SipCall("cancel-1")
+    u.send(True, c1.request("INVITE", sdp(CLIENT4, ("audio", 40030))))
+    u.send(False, c1.response(100, "INVITE"))
+    u.send(False, c1.response(180, "INVITE"))
+    media(cap, SERVER4, 50030, CLIENT4, 40030, "default_deny")
+    u.send(True, c1.request("CANCEL", cseq=c1.cseq))
+    u.send(False, c1.response(200, "CANCEL"))
+    u.send(False, c1.response(487, "INVITE"))
+    u.send(True, c1.request("ACK", cseq=c1.cseq))
+    media(cap, SERVER4, 50030, CLIENT4, 40030, "default_deny", seq=2)
+
+    c2 = SipCall("cancel-2")
+    u.send(True, c2.request("INVITE", sdp(CLIENT4, ("audio", 40040))))
+    u.send(False, c2.response(183, "INVITE", sdp(SERVER4, ("audio", 50040))))
+    k = media(cap, SERVER4, 50040, CLIENT4, 40040, "expected", master=u.k)
+    media(cap, CLIENT4, 40040, SERVER4, 50040, "established", k)
+    u.send(True, c2.request("CANCEL", cseq=c2.cseq))
+    media(cap, SERVER4, 50040, CLIENT4, 40040, "default_deny", seq=2)
+    media(cap, CLIENT4, 40040, SERVER4, 50040, "default_deny", seq=2)
+    u.send(False, c2.response(200, "CANCEL"))
+    u.send(False, c2.response(487, "INVITE"))
+    u.send(True, c2.request("ACK", cseq=c2.cseq))
+
+    c3 = SipCall("cancel-3")
+    u.send(True, c3.request("INVITE", sdp(CLIENT4, ("audio", 40050))))
+    u.send(False, c3.response(200, "INVITE", sdp(SERVER4, ("audio", 50050))))
+    u.send(True, c3.request("CANCEL", cseq=c3.cseq))
+    u.send(False, c3.response(200, "CANCEL"))
+    u.send(True, c3.request("ACK", cseq=c3.cseq))
+    k3 = media(cap, SERVER4, 50050, CLIENT4, 40050, "expected", master=u.k)
+    media(cap, CLIENT4, 40050, SERVER4, 50050, "established", k3)
+    u.bye(c3)
+
+
+@case(config=SIP_CONFIG)
+def sip_rejected(cap):
+    """A final response >= 300 to a call's INVITE ends it. 486 Busy Here
+    to an offer at 40050: no pinholes, the server's RTP to 40050 is
+    default_deny. Early media (183 with SDP: the server's RTP to 40060
+    expected) then 603 Decline: the media connection closes, the next RTP
+    both ways is default_deny. A 488 to a re-INVITE of a confirmed call
+    (moving the client to 40072) only clears that offer: the call and its
+    pinholes stay, so RTP to 40072 is default_deny while the server's RTCP
+    to the old 40071 opens a media connection (expected), and the old RTP
+    flow is still established."""
+    u = SipUdp(cap)
+    c1 = SipCall("reject-1")
+    u.send(True, c1.request("INVITE", sdp(CLIENT4, ("audio", 40050))))
+    u.send(False, c1.response(100, "INVITE"))
+    u.send(False, c1.response(486, "INVITE"))
+    u.send(True, c1.request("ACK", cseq=c1.cseq))
+    media(cap, SERVER4, 50050, CLIENT4, 40050, "default_deny")
+
+    c2 = SipCall("reject-2")
+    u.send(True, c2.request("INVITE", sdp(CLIENT4, ("audio", 40060))))
+    u.send(False, c2.response(183, "INVITE", sdp(SERVER4, ("audio", 50060))))
+    k = media(cap, SERVER4, 50060, CLIENT4, 40060, "expected", master=u.k)
+    media(cap, CLIENT4, 40060, SERVER4, 50060, "established", k)
+    u.send(False, c2.response(603, "INVITE"))
+    u.send(True, c2.request("ACK", cseq=c2.cseq))
+    media(cap, SERVER4, 50060, CLIENT4, 40060, "default_deny", seq=2)
+    media(cap, CLIENT4, 40060, SERVER4, 50060, "default_deny", seq=2)
+
+    c3 = SipCall("reject-3")
+    u.call(c3, sdp(CLIENT4, ("audio", 40070)), sdp(SERVER4, ("audio", 50070)))
+    k3 = media(cap, SERVER4, 50070, CLIENT4, 40070, "expected", master=u.k)
+    u.send(True, c3.request("INVITE", sdp(CLIENT4, ("audio", 40072))))
+    u.send(False, c3.response(488, "INVITE"))
+    u.send(True, c3.request("ACK", cseq=c3.cseq))
+    media(cap, SERVER4, 50070, CLIENT4, 40072, "default_deny")
+    media(cap, SERVER4, 50071, CLIENT4, 40071, "expected", master=u.k, rtcp=True)
+    media(cap, CLIENT4, 40070, SERVER4, 50070, "established", k3)
+    u.bye(c3)
+
+
+@case(config=SIP_CONFIG)
+def sip_low_port(cap):
+    """SDP ports below 1024 open nothing, port by port. The client offers
+    audio at 1000, audio at 40082 with a=rtcp:1023, and audio at 1024; the
+    server answers 50080, 50082, 50084. The server's RTP to 1000 and its
+    RTCP to 1023 are default_deny; its RTP to 40082, and RTP and RTCP to
+    1024 and 1025, are expected. The pinholes towards the server's
+    (unprivileged) ports stay open even for the stream whose client port
+    is refused: the client's RTP from 1000 to 50080 is expected. In a
+    second call the server answers with audio at port 500: the client's
+    RTP to 500 is default_deny, the server's RTP from 500 to the client's
+    40090 expected."""
+    u = SipUdp(cap)
+    c = SipCall("low-1")
+    u.call(c, sdp(CLIENT4, ("audio", 1000), ("audio", 40082, ["a=rtcp:1023"]), ("audio", 1024)),
+           sdp(SERVER4, ("audio", 50080), ("audio", 50082), ("audio", 50084)))
+    media(cap, SERVER4, 50080, CLIENT4, 1000, "default_deny")
+    media(cap, SERVER4, 50083, CLIENT4, 1023, "default_deny", rtcp=True)
+    media(cap, SERVER4, 50082, CLIENT4, 40082, "expected", master=u.k)
+    media(cap, SERVER4, 50084, CLIENT4, 1024, "expected", master=u.k)
+    media(cap, SERVER4, 50085, CLIENT4, 1025, "expected", master=u.k, rtcp=True)
+    media(cap, CLIENT4, 1000, SERVER4, 50080, "expected", master=u.k)
+    u.bye(c)
+    c2 = SipCall("low-2")
+    u.call(c2, sdp(CLIENT4, ("audio", 40090)), sdp(SERVER4, ("audio", 500)))
+    media(cap, CLIENT4, 40090, SERVER4, 500, "default_deny")
+    media(cap, SERVER4, 500, CLIENT4, 40090, "expected", master=u.k)
+    u.bye(c2)
+
+
+@case(config=SIP_CONFIG)
+def sip_media_range(cap):
+    """A stream's address must be its announcer's signalling address or
+    inside media_ranges (198.51.100.32/28). The server answering with its
+    media at the gateway 198.51.100.40 (in the range): the gateway's RTP
+    to the client is expected, and RTP from the server's own address to
+    the same port default_deny (pinholes are exact on both addresses). An
+    answer naming 203.0.113.66 (outside the range) opens nothing: RTP both
+    ways default_deny. An offer naming another inside host, 10.0.0.80,
+    opens nothing either. Media-level c= overrides the session's: audio
+    at 198.51.100.41, video at the session address 198.51.100.20, both
+    expected. Over IPv6 (c=IN IP6), the server's RTP is expected with the
+    IPv6 signalling flow as its master."""
+    u = SipUdp(cap)
+    g = SipCall("range-gateway")
+    u.call(g, sdp(CLIENT4, ("audio", 40100)), sdp(GATEWAY4, ("audio", 50100)))
+    k = media(cap, GATEWAY4, 50100, CLIENT4, 40100, "expected", master=u.k)
+    media(cap, CLIENT4, 40100, GATEWAY4, 50100, "established", k)
+    media(cap, SERVER4, 50100, CLIENT4, 40100, "default_deny")
+    u.bye(g)
+    x = SipCall("range-outside")
+    u.call(x, sdp(CLIENT4, ("audio", 40110)), sdp(ATTACKER4, ("audio", 50110)))
+    media(cap, ATTACKER4, 50110, CLIENT4, 40110, "default_deny")
+    media(cap, CLIENT4, 40110, ATTACKER4, 50110, "default_deny")
+    u.bye(x)
+    y = SipCall("range-other-host")
+    u.call(y, sdp(INSIDE_OTHER4, ("audio", 40120)), sdp(SERVER4, ("audio", 50120)))
+    media(cap, SERVER4, 50120, INSIDE_OTHER4, 40120, "default_deny")
+    media(cap, INSIDE_OTHER4, 40120, SERVER4, 50120, "default_deny")
+    media(cap, SERVER4, 50120, CLIENT4, 40120, "default_deny")
+    u.bye(y)
+    m = SipCall("range-media-level")
+    u.call(m, sdp(CLIENT4, ("audio", 40130), ("video", 40132)),
+           sdp(SERVER4, ("audio", 50130, ["c=IN IP4 " + GATEWAY4B]), ("video", 50132)))
+    k = media(cap, GATEWAY4B, 50130, CLIENT4, 40130, "expected", master=u.k)
+    media(cap, SERVER4, 50132, CLIENT4, 40132, "expected", master=u.k)
+    media(cap, SERVER4, 50130, CLIENT4, 40130, "default_deny")
+    media(cap, CLIENT4, 40130, GATEWAY4B, 50130, "established", k)
+    u.bye(m)
+    u6 = SipUdp(cap, client=CLIENT6, server=SERVER6)
+    v = SipCall("range-ipv6", caller=CLIENT6, callee=SERVER6)
+    u6.send(True, v.request("OPTIONS"))
+    u6.send(False, v.response(200, "OPTIONS"))
+    u6.call(v, sdp(CLIENT6, ("audio", 40140)), sdp(SERVER6, ("audio", 50140)))
+    k6 = media(cap, SERVER6, 50140, CLIENT6, 40140, "expected", master=u6.k)
+    media(cap, CLIENT6, 40140, SERVER6, 50140, "established", k6)
+    u6.bye(v)
+
+
+@case(config=SIP_CONFIG)
+def sip_invite_flood(cap):
+    """A connection follows at most calls_per_session (3) calls; a new one
+    replaces the oldest call not yet confirmed, and when all are confirmed
+    it is not followed. Call A is answered (confirmed); call B gets an
+    early answer (183 with SDP, after call C1 began): its RTP is expected.
+    Then INVITEs C2 to C6, never answered: C2 replaces B (the oldest
+    unconfirmed: B began before C1), which ends B's media connection (its
+    next RTP default_deny); C3 to C6 replace C1 to C4. A late 200 OK to C1
+    is ignored (its RTP default_deny); 200 OKs to C6 and C5 confirm them
+    (C6's RTP expected). INVITE D, with A, C5 and C6 confirmed, is not
+    followed: its answer opens nothing (default_deny). A's pinholes
+    survived the flood (the client's RTP to A's answer expected); after
+    A's BYE, call E is followed again (its RTP expected) and A's media is
+    default_deny."""
+    u = SipUdp(cap)
+    a = SipCall("flood-A")
+    u.call(a, sdp(CLIENT4, ("audio", 40300)), sdp(SERVER4, ("audio", 50300)))
+    b = SipCall("flood-B")
+    u.send(True, b.request("INVITE", sdp(CLIENT4, ("audio", 40302))))
+    calls = [SipCall("flood-C%d" % i) for i in range(1, 7)]
+    u.send(True, calls[0].request("INVITE", sdp(CLIENT4, ("audio", 40310))))
+    u.send(False, b.response(183, "INVITE", sdp(SERVER4, ("audio", 50302))))
+    kb = media(cap, SERVER4, 50302, CLIENT4, 40302, "expected", master=u.k)
+    u.send(True, calls[1].request("INVITE", sdp(CLIENT4, ("audio", 40312))))
+    media(cap, SERVER4, 50302, CLIENT4, 40302, "default_deny", seq=2)
+    assert kb
+    for i, c in enumerate(calls[2:], start=2):
+        u.send(True, c.request("INVITE", sdp(CLIENT4, ("audio", 40310 + 2 * i))))
+    u.send(False, calls[0].response(200, "INVITE", sdp(SERVER4, ("audio", 50310))))
+    media(cap, SERVER4, 50310, CLIENT4, 40310, "default_deny")
+    c6, c5 = calls[5], calls[4]
+    u.send(False, c6.response(200, "INVITE", sdp(SERVER4, ("audio", 50320))))
+    u.send(True, c6.request("ACK", cseq=c6.cseq))
+    k6 = media(cap, SERVER4, 50320, CLIENT4, 40320, "expected", master=u.k)
+    media(cap, CLIENT4, 40320, SERVER4, 50320, "established", k6)
+    u.send(False, c5.response(200, "INVITE", sdp(SERVER4, ("audio", 50318))))
+    u.send(True, c5.request("ACK", cseq=c5.cseq))
+    d = SipCall("flood-D")
+    u.call(d, sdp(CLIENT4, ("audio", 40330)), sdp(SERVER4, ("audio", 50330)))
+    media(cap, SERVER4, 50330, CLIENT4, 40330, "default_deny")
+    ka = media(cap, CLIENT4, 40300, SERVER4, 50300, "expected", master=u.k)
+    media(cap, SERVER4, 50300, CLIENT4, 40300, "established", ka)
+    u.bye(a)
+    e = SipCall("flood-E")
+    u.call(e, sdp(CLIENT4, ("audio", 40340)), sdp(SERVER4, ("audio", 50340)))
+    media(cap, SERVER4, 50340, CLIENT4, 40340, "expected", master=u.k)
+    media(cap, CLIENT4, 40300, SERVER4, 50300, "default_deny", seq=2)
+
+
+@case(config=SIP_CONFIG)
+def sip_malformed(cap):
+    """Malformed messages are dropped as sip_malformed (with the signalling
+    connection's ID) and change nothing. Over UDP: an INVITE whose start
+    line says SIP/2.1 (a 200 OK with SDP to its Call-ID is then ignored:
+    RTP to its offer default_deny); INVITEs without Call-ID, with
+    Content-Length "1x2", with a Content-Length past the datagram's end,
+    with Content-Length 9000, with CSeq naming BYE, with a Call-ID line of
+    300 bytes; then for a well-formed INVITE, 200 OKs with "c=IN IP4
+    198.51.100.300", with "m=audio 50420/2", with a line that is not
+    <letter>=<value>, with a media section without any address: each
+    dropped, and RTP to the offer stays default_deny. A CRLF keepalive
+    passes; a 200 OK carrying a 300-byte Subject header (not one the
+    module reads: skipped) is the answer, and RTP then passes as expected.
+    Over TCP: an INVITE with "m=audio 40430/2" is dropped, and so is its
+    retransmission (the reader does not move past it)."""
+    u = SipUdp(cap)
+    o = SipCall("malformed-options")
+    u.send(True, o.request("OPTIONS"))
+    u.send(False, o.response(200, "OPTIONS"))
+    bad = "sip_malformed"
+    s = SipCall("malformed-start")
+    u.send(True, s.request("INVITE", sdp(CLIENT4, ("audio", 40400)),
+                           start="INVITE sip:bob@198.51.100.20 SIP/2.1"), bad)
+    u.send(False, s.response(200, "INVITE", sdp(SERVER4, ("audio", 50400))))
+    media(cap, SERVER4, 50400, CLIENT4, 40400, "default_deny")
+    offer = sdp(CLIENT4, ("audio", 40410))
+    u.send(True, SipCall("malformed-no-call-id").request("INVITE", offer, omit=("Call-ID",)), bad)
+    u.send(True, SipCall("malformed-length").request(
+        "INVITE", offer, replace={"Content-Length": "1x2"}), bad)
+    u.send(True, SipCall("malformed-length-past").request(
+        "INVITE", offer, replace={"Content-Length": str(len(offer) + 10)}), bad)
+    u.send(True, SipCall("malformed-length-9000").request(
+        "INVITE", offer, replace={"Content-Length": "9000"}), bad)
+    u.send(True, SipCall("malformed-cseq").request("INVITE", offer, replace={"CSeq": "1 BYE"}), bad)
+    u.send(True, SipCall("malformed-long").request(
+        "INVITE", offer, replace={"Call-ID": "malformed-long-" + "x" * 276}), bad)
+    media(cap, SERVER4, 50410, CLIENT4, 40410, "default_deny")
+
+    g = SipCall("malformed-good")
+    u.send(True, g.request("INVITE", sdp(CLIENT4, ("audio", 40420))))
+    u.send(False, g.response(100, "INVITE"))
+    answer = sdp(SERVER4, ("audio", 50420))
+    for broken in (answer.replace(b"c=IN IP4 198.51.100.20", b"c=IN IP4 198.51.100.300"),
+                   answer.replace(b"m=audio 50420 ", b"m=audio 50420/2 "),
+                   answer.replace(b"s=-\r\n", b"s=-\r\nthis is not sdp\r\n"),
+                   sdp(SERVER4, ("audio", 50420), session_c=False)):
+        assert broken != answer
+        u.send(False, g.response(200, "INVITE", broken), bad)
+        media(cap, SERVER4, 50420, CLIENT4, 40420, "default_deny")
+    u.send(True, b"\r\n\r\n")
+    u.send(False, g.response(200, "INVITE", answer, add=[("Subject", "s" * 300)]))
+    u.send(True, g.request("ACK", cseq=g.cseq))
+    k = media(cap, SERVER4, 50420, CLIENT4, 40420, "expected", master=u.k)
+    media(cap, CLIENT4, 40420, SERVER4, 50420, "established", k)
+
+    t = SipTcp(cap, cport=40600)
+    c = SipCall("malformed-tcp", transport="TCP", caller_port=40600)
+    invite = c.request("INVITE", sdp(CLIENT4, ("audio", "40430/2")))
+    at = t.t.nxt[True]
+    t.send(True, invite, bad)
+    t.send(True, invite, bad, seq=at)
+    media(cap, SERVER4, 50430, CLIENT4, 40430, "default_deny")
+
+
+@case(config=SIP_CONFIG)
+def sip_tcp_split(cap):
+    """SIP over TCP, read as a byte stream. The INVITE (offer at 40200)
+    arrives in three segments, cut inside its start line and inside its
+    SDP's m= line; the server's 100 Trying and 180 Ringing share one
+    segment; its 200 OK (answer at 50200) arrives in two segments, cut
+    inside the m= line: the client's RTP sent between them is default_deny
+    (the answer is not read yet), sent after them expected. A CRLF CRLF
+    keepalive passes. A re-INVITE in compact form (i:, f:, t:, v:, c:, l:)
+    with a folded From header moves the client to 40210: after its 200 OK,
+    the server's RTP to 40210 is expected."""
+    t = SipTcp(cap)
+    c = SipCall("tcp-split", transport="TCP", caller_port=40500)
+    invite = c.request("INVITE", sdp(CLIENT4, ("audio", 40200)))
+    cut1, cut2 = 10, invite.index(b"m=audio 402") + len(b"m=audio 402")
+    for part in (invite[:cut1], invite[cut1:cut2], invite[cut2:]):
+        t.send(True, part)
+    t.ack(False)
+    t.send(False, c.response(100, "INVITE") + c.response(180, "INVITE"))
+    ok = c.response(200, "INVITE", sdp(SERVER4, ("audio", 50200)))
+    cut = ok.index(b"m=audio 502") + len(b"m=audio 502")
+    t.send(False, ok[:cut])
+    media(cap, CLIENT4, 40200, SERVER4, 50200, "default_deny")
+    t.send(False, ok[cut:])
+    k = media(cap, CLIENT4, 40200, SERVER4, 50200, "expected", master=t.k, seq=2)
+    media(cap, SERVER4, 50200, CLIENT4, 40200, "established", k)
+    t.send(True, c.request("ACK", cseq=c.cseq))
+    t.send(True, b"\r\n\r\n")
+    t.ack(False)
+    body = sdp(CLIENT4, ("audio", 40210))
+    c.cseq += 1
+    compact = ("INVITE sip:bob@198.51.100.20 SIP/2.0\r\n"
+               "v: SIP/2.0/TCP 10.0.0.10:40500;branch=z9hG4bK-tcp-split-%d\r\n"
+               "f: <sip:alice@10.0.0.10>\r\n"
+               "   ;tag=tcp-split-a\r\n"
+               "t: <sip:bob@198.51.100.20>;tag=tcp-split-b\r\n"
+               "i: tcp-split\r\n"
+               "CSeq: %d INVITE\r\n"
+               "Max-Forwards: 70\r\n"
+               "c: application/sdp\r\n"
+               "l: %d\r\n"
+               "\r\n" % (c.cseq, c.cseq, len(body))).encode() + body
+    t.send(True, compact)
+    t.send(False, c.response(200, "INVITE", sdp(SERVER4, ("audio", 50200))))
+    t.send(True, c.request("ACK", cseq=c.cseq))
+    k2 = media(cap, SERVER4, 50200, CLIENT4, 40210, "expected", master=t.k)
+    media(cap, CLIENT4, 40210, SERVER4, 50200, "established", k2)
+    media(cap, CLIENT4, 40200, SERVER4, 50200, "established", k, seq=3)
+
+
+@case(config=SIP_CONFIG)
+def sip_tcp_gap(cap):
+    """SIP over TCP with a segment lost. The client's INVITE of call G1
+    (offer at 40700) goes out in three segments; the second is delayed, so
+    the third, which ends G1's body and carries the whole INVITE of call
+    G2 (offer at 40710), arrives ahead of a gap. It passes; G1's message in
+    progress is given up and reading resumes at the next start line, G2's.
+    The delayed segment then arrives and passes, its bytes not read (they
+    lie behind the reader). The server answers both: G2's answer opens
+    pinholes (the server's RTP to 40710 expected), G1's Call-ID is unknown
+    (its RTP to 40700 default_deny)."""
+    t = SipTcp(cap, cport=40520, cisn=0x52000000, sisn=0x53000000)
+    g1 = SipCall("tcp-gap-1", transport="TCP", caller_port=40520)
+    g2 = SipCall("tcp-gap-2", transport="TCP", caller_port=40520)
+    first = g1.request("INVITE", sdp(CLIENT4, ("audio", 40700)))
+    second = g2.request("INVITE", sdp(CLIENT4, ("audio", 40710)))
+    cut1, cut2 = 120, len(first) - 30
+    at = t.t.nxt[True]
+    ack = t.t.nxt[False]
+    t.send(True, first[:cut1], seq=at, ack=ack)
+    t.send(True, first[cut2:] + second, seq=at + cut2, ack=ack)
+    t.send(True, first[cut1:cut2], seq=at + cut1, ack=ack)
+    t.t.nxt[True] = at + len(first) + len(second)
+    t.ack(False)
+    t.send(False, g2.response(200, "INVITE", sdp(SERVER4, ("audio", 50710))))
+    t.send(False, g1.response(200, "INVITE", sdp(SERVER4, ("audio", 50700))))
+    t.send(True, g2.request("ACK", cseq=g2.cseq) + g1.request("ACK", cseq=g1.cseq))
+    k = media(cap, SERVER4, 50710, CLIENT4, 40710, "expected", master=t.k)
+    media(cap, CLIENT4, 40710, SERVER4, 50710, "established", k)
+    media(cap, SERVER4, 50700, CLIENT4, 40700, "default_deny")
+
+
+@case(config=SIP_CONFIG)
+def sip_call_timeout(cap):
+    """A call times out call_timeout (5 s) after its last SIP message: its
+    pinholes close, its media connections live on (a long call without
+    re-INVITEs is not cut; the media is a UDP flow under its own idle
+    timeouts, 30 s unreplied by default, never reached here). Calls T1
+    and T2 are set up; their RTP is expected, and established 2 s later.
+    At 4 s an INFO of T2 (and its 200 OK) renews T2. At 6 s T1 has timed
+    out: its RTP is still established, but a new flow through its
+    pinhole (its RTCP) is default_deny; T2's RTP is established and its
+    RTCP expected. A BYE of T1 (and its 200 OK) then finds no call and
+    closes nothing: T1's RTP stays established. At 10 s T2 has timed out
+    too: its RTP and RTCP stay established, a new flow to its RTP port
+    (another source port) is default_deny, and T2's BYE closes nothing."""
+    u = SipUdp(cap)
+    t1, t2 = SipCall("timeout-1"), SipCall("timeout-2")
+    u.call(t1, sdp(CLIENT4, ("audio", 40600)), sdp(SERVER4, ("audio", 50600)))
+    u.call(t2, sdp(CLIENT4, ("audio", 40610)), sdp(SERVER4, ("audio", 50610)))
+    k1 = media(cap, SERVER4, 50600, CLIENT4, 40600, "expected", master=u.k)
+    k2 = media(cap, SERVER4, 50610, CLIENT4, 40610, "expected", master=u.k)
+    cap.wait(2)
+    media(cap, SERVER4, 50600, CLIENT4, 40600, "established", k1, seq=2)
+    media(cap, SERVER4, 50610, CLIENT4, 40610, "established", k2, seq=2)
+    cap.wait(2)
+    u.send(True, t2.request("INFO"))
+    u.send(False, t2.response(200, "INFO"))
+    cap.wait(2)
+    media(cap, SERVER4, 50600, CLIENT4, 40600, "established", k1, seq=3)
+    media(cap, SERVER4, 50601, CLIENT4, 40601, "default_deny", rtcp=True)
+    media(cap, SERVER4, 50610, CLIENT4, 40610, "established", k2, seq=3)
+    r2 = media(cap, SERVER4, 50611, CLIENT4, 40611, "expected", master=u.k, rtcp=True)
+    u.bye(t1)
+    media(cap, SERVER4, 50600, CLIENT4, 40600, "established", k1, seq=4)
+    media(cap, CLIENT4, 40600, SERVER4, 50600, "established", k1)
+    cap.wait(4)
+    media(cap, SERVER4, 50610, CLIENT4, 40610, "established", k2, seq=4)
+    media(cap, SERVER4, 50611, CLIENT4, 40611, "established", r2, rtcp=True)
+    media(cap, SERVER4, 50612, CLIENT4, 40610, "default_deny")
+    u.bye(t2, from_client=False)
+    media(cap, SERVER4, 50610, CLIENT4, 40610, "established", k2, seq=5)
+    media(cap, SERVER4, 50600, CLIENT4, 40600, "established", k1, seq=5)
 
 def build(names=None):
     caps = []

@@ -4,9 +4,11 @@
     oracle.py --config CONFIG.json --pcap IN.pcap --out IN.expected.jsonl
 
 The capture is dissected by tshark (IP reassembly off, so every fragment is
-seen as it was on the wire). Flows come from tshark's own conversation
-tracking: tcp.stream and udp.stream index TCP connections and UDP flows,
-ICMP echo flows are (requester, target, identifier). The firewall's rules
+seen as it was on the wire). TCP connections come from tshark's own
+conversation tracking (tcp.stream), UDP flows are their two ends (not
+udp.stream: once an SDP sets up an RTP conversation, tshark numbers the
+two directions of one RTP flow apart), ICMP echo flows are (requester,
+target, identifier). The firewall's rules
 are what the oracle models, written down here from the RFCs and the
 firewall's documented behaviour, not from its code:
 
@@ -73,6 +75,78 @@ ports "ports" (default [21]), "expectation_timeout" seconds (default 60)):
     data connection tshark ties to a PORT, PASV or EPSV
     (ftp-data.setup-frame) must be the one the oracle admitted for it.
 
+SIP (modules.sip: enabled unless "enabled" is false, signalling "ports"
+(default [5060]), "media_ranges" CIDRs (default none), "call_timeout"
+seconds (default 3600), "calls_per_session" (default 32)):
+
+  * A UDP flow or TCP connection opened (by policy) to one of the ports is
+    a signalling connection; its opener is party A, the other end party
+    B. UDP: each datagram is one message; one of only CR and LF bytes is
+    a keepalive (RFC 5626 4.4.1). TCP: each direction's bytes are read in
+    sequence order from the raw sequence numbers and payloads, a
+    retransmission read once; a segment ahead of a gap passes, the
+    message in progress is given up and reading resumes at the next line
+    (from the segment's first byte) that is a start line; CR and LF before
+    a start line are skipped; Content-Length, required, delimits the body.
+  * A message (RFC 3261 7): "METHOD SP URI SP SIP/2.0" or "SIP/2.0 SP
+    3DIGIT SP reason"; header lines "Name: value", names in any case,
+    compact forms i f t l c v m, continuation lines folded in; lines end
+    with LF (a CR before it dropped); Call-ID, CSeq ("number SP METHOD",
+    the request's method), From and To required; Content-Length digits,
+    at most 8192, within a UDP datagram (without it the rest is the
+    body); a Call-ID, CSeq, From, To, Content-Length or Content-Type line
+    over 256 bytes unfolded is malformed, other long headers are skipped.
+    A body is SDP when Content-Type is application/sdp and it is not
+    empty. SDP (RFC 4566): every line "<letter>=<value>"; c= "IN IP4
+    addr[/ttl[/n]]" or "IN IP6 addr"; m= "media port[/1] proto fmt...";
+    a=rtcp:port (RFC 3605) and a=rtcp-mux set a section's RTCP port, else
+    port + 1; a section's address its own c= else the session's, none at
+    all malformed; the first 4 m= lines are read.
+  * A malformed message drops its datagram, or the TCP segment that holds
+    it (the reader does not move: its retransmission is dropped too), as
+    "sip_malformed" with the signalling connection's ID.
+  * Calls by Call-ID (RFC 3264 offer/answer): an INVITE of a new Call-ID
+    starts one (in either direction); other messages of unknown Call-IDs
+    are ignored. A connection follows calls_per_session calls: a new one
+    replaces the oldest unconfirmed call, or is not followed if all are
+    confirmed. INVITE or UPDATE with SDP makes a pending offer (without,
+    clears it); a 18x or 2xx to INVITE/UPDATE with SDP answers a pending
+    offer of the other direction, else revises the answer of an active
+    pair, else is itself an offer; ACK or PRACK with SDP answers a pending
+    offer of the other direction. A response >= 300 to INVITE/UPDATE
+    clears the offer, and ends the call when it answers an INVITE of an
+    unconfirmed call; a 2xx to INVITE confirms it; BYE ends it, CANCEL ends
+    an unconfirmed one. A call times out call_timeout seconds after its
+    last message (at that instant: a flow whose first datagram comes at or
+    after it is not admitted by the call).
+  * An answered pair (A's and B's descriptions) opens, for each stream
+    index both have, when both are audio or video with non-zero ports and
+    each address is its announcer's signalling address or in
+    media_ranges (else the stream opens nothing): UDP pinholes from B's
+    address to A's address and RTP and RTCP ports, arriving on B's side,
+    and from A's to B's, arriving on A's side; ports below 1024 open
+    nothing (each on its own). A new pair replaces the call's pinholes;
+    media connections already admitted stay until the call ends.
+  * A new UDP flow whose first datagram matches a pinhole of a live call
+    passes as "expected" without asking policy, opens the next connection
+    ID, and its line carries "master": the signalling connection's ID.
+    When the call ends (BYE, CANCEL, >= 300, replacement, the end of the
+    signalling connection), its pinholes close and its media connections
+    are gone: their next datagram is a first datagram, judged afresh.
+    When it times out, only its pinholes close: its media connections
+    stay, plain UDP flows under the config's UDP idle timeouts like any
+    other (expiry the oracle does not model: see below), tied to no call,
+    so a later BYE of that Call-ID (unknown by then) or the end of the
+    signalling connection closes nothing.
+  * The oracle cross-checks its reading with tshark's SIP and SDP
+    dissectors: on every frame of a signalling connection it reads
+    plainly (not malformed, nothing read twice or skipped, no gap), the
+    Call-IDs tshark decodes (sip.Call-ID), the SDP media ports
+    (sdp.media.port) and the c= addresses (sdp.connection_info.address)
+    must be the ones the oracle read from that frame, and the SDP tshark
+    ties an admitted media flow to (rtp.setup-frame, rtcp.setup-frame)
+    must be a message of the call that admitted it.
+
 What the oracle does not model it refuses, with an error, rather than
 guess: VLAN tags, other IP protocols, IPv4 options, and flows idle longer
 than the shortest timeout in force (expiry). Real traffic recorded with
@@ -84,7 +158,22 @@ length is within a few bytes of the 512-byte limit, more than one held
 segment (or more than 512 held bytes) per direction, the same expectation
 announced twice while pending, a data SYN within 10 ms of its
 expectation's expiry, and a data connection consumed after its control
-connection sent a FIN or RST.
+connection sent a FIN or RST. For SIP: a malformed opener, a malformed TCP
+message not wholly in the segment that completes it, or after a
+well-formed message in the same segment, or in a segment ahead of a gap;
+a start line that already fails while its message is incomplete; a key
+header line within a few bytes of 256; two of the same key header, an
+empty one, blanks inside a Call-ID or before a colon, runs of blanks in
+CSeq, m= or c=; an SDP ending in an empty line, upper-case line types, c=
+with a host name, an IPv6 c= with a suffix or IPv4 with leading zeros, two
+c= in one section, session-level a=rtcp or a=rtcp-mux, both in one
+section, a fault in an m= section past the 4th; an empty datagram or CR
+and LF before a message in a datagram; a packet within 10 ms of a call's
+timeout; a new flow two calls' pinholes admit; media while the signalling
+connection may have expired; more sessions or calls than the per-worker
+limits; a port that is both FTP and SIP; a fragmented SIP datagram; a
+signalling connection with both ends on one side, or reusing a followed
+one's ends; a pinhole admitting a flow to a SIP port.
 """
 
 import argparse
@@ -136,9 +225,14 @@ FIELDS = [
     "ftp.epsv.port",
     "ftp-data.setup-frame",
     "ftp-data.setup-method",
-    "udp.stream",
     "udp.srcport",
     "udp.dstport",
+    "udp.payload",
+    "sip.Call-ID",
+    "sdp.media.port",
+    "sdp.connection_info.address",
+    "rtp.setup-frame",
+    "rtcp.setup-frame",
     "icmp.type",
     "icmp.ident",
     "icmpv6.type",
@@ -199,11 +293,21 @@ class Policy:
         self.arp = l2.get("arp", True)
         self.non_ip = l2.get("non_ip", False)
         self.ipv6_nd = l2.get("ipv6_nd", True)
-        self.shortest_timeout = self._shortest_timeout(config.get("timeouts", {}))
+        self.timeouts = self._timeouts(config.get("timeouts", {}))
+        self.shortest_timeout = min(self.timeouts.values())
         ftp = config.get("modules", {}).get("ftp", {})
         self.ftp_enabled = ftp.get("enabled", True)
         self.ftp_ports = set(ftp.get("ports", [21]))
         self.ftp_timeout = ftp.get("expectation_timeout", 60)
+        sip = config.get("modules", {}).get("sip", {})
+        self.sip_enabled = sip.get("enabled", True)
+        self.sip_ports = set(sip.get("ports", [5060]))
+        self.sip_media_ranges = [ipaddress.ip_network(c, strict=False)
+                                 for c in sip.get("media_ranges", [])]
+        self.sip_call_timeout = sip.get("call_timeout", 3600)
+        self.sip_calls_per_session = sip.get("calls_per_session", 32)
+        self.sip_sessions_per_worker = sip.get("sessions_per_worker", 1024)
+        self.sip_calls_per_worker = sip.get("calls_per_worker", 4096)
 
     @staticmethod
     def _cidrs(v):
@@ -225,7 +329,7 @@ class Policy:
         return out
 
     @staticmethod
-    def _shortest_timeout(t):
+    def _timeouts(t):
         values = dict(DEFAULT_TIMEOUTS)
         for key, v in t.items():
             if isinstance(v, dict):
@@ -233,7 +337,7 @@ class Policy:
                     values[(key, state)] = s
             else:
                 values[(key,)] = v
-        return min(values.values())
+        return values
 
     def side(self, src):
         a = ipaddress.ip_address(src)
@@ -265,10 +369,12 @@ class Policy:
         return "new_connection" if self.default == "allow" else "default_deny"
 
 
-def run_tshark(pcap):
+def run_tshark(pcap, decode_as=()):
     cmd = ["tshark", "-r", pcap, "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
            "-o", "tcp.analyze_sequence_numbers:FALSE", "-T", "fields", "-E", "occurrence=a",
            "-E", "aggregator=|", "-E", "separator=\t"]
+    for d in decode_as:
+        cmd += ["-d", d]
     for f in FIELDS:
         cmd += ["-e", f]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -564,6 +670,746 @@ class FtpTracker:
                                  % (index, kinds[0], address, port))
 
 
+# ------------------------------------------------------------------ SIP
+
+SIP_MAX_KEY_LINE = 256   # a longer Call-ID, CSeq, From, To, Content-Length or Content-Type line is malformed
+SIP_LINE_DOUBT = 3       # key header lines this close to the limit are refused
+SIP_MAX_BODY = 8192      # the largest Content-Length
+SIP_MAX_MEDIA = 4        # m= lines read per SDP
+SIP_EXPIRY_DOUBT = 0.01  # seconds: a packet this close to a call's timeout is refused
+SIP_COMPACT = {"i": "call-id", "f": "from", "t": "to", "l": "content-length", "c": "content-type",
+               "v": "via", "m": "contact"}
+SIP_KEY_HEADERS = ("call-id", "cseq", "from", "to", "content-length", "content-type")
+SIP_TOKEN = rb"[A-Za-z0-9.!%*_+`'~-]+"  # RFC 3261 25.1
+SIP_REQUEST_LINE = re.compile(rb"(" + SIP_TOKEN + rb") (\S+) SIP/2\.0")
+SIP_STATUS_LINE = re.compile(rb"SIP/2\.0 (\d{3}) (.*)", re.S)
+SIP_HEADER_LINE = re.compile(rb"(" + SIP_TOKEN + rb")([ \t]*):(.*)", re.S)
+SIP_MEDIA_TYPES = ("audio", "video")
+
+
+class SipMalformed(Exception):
+    """A message the contract calls malformed: dropped as sip_malformed."""
+
+
+def is_sip_start_line(line):
+    return SIP_REQUEST_LINE.fullmatch(line) is not None or SIP_STATUS_LINE.fullmatch(line) is not None
+
+
+class Sdp:
+    """What the firewall reads of one SDP body (RFC 4566)."""
+
+    def __init__(self):
+        self.streams = []    # (media, address, port, rtcp port) of the first SIP_MAX_MEDIA m= lines
+        self.ports = []      # every m= port, in order (cross-checked with tshark)
+        self.addresses = []  # every c= address, in order (cross-checked with tshark)
+
+
+def _strict_or_doubt(pattern, lenient, value, what):
+    """pattern.fullmatch(value), or None when value breaks the rule; a value
+    that only breaks it by spacing (runs of blanks, blanks at the end) is
+    refused: the contract writes single spaces but does not say whether
+    more are malformed."""
+    m = pattern.fullmatch(value)
+    if m is None and lenient.fullmatch(value) is not None:
+        raise NotModeled("%s with unusual spacing: %r" % (what, value))
+    return m
+
+
+SDP_LINE = re.compile(rb"([A-Za-z])=(.*)", re.S)
+SDP_C4 = re.compile(rb"IN IP4 (\d{1,3}(?:\.\d{1,3}){3})(/\d+(?:/\d+)?)?")
+SDP_C6 = re.compile(rb"IN IP6 ([0-9A-Fa-f:.]+)")
+SDP_C_LENIENT = re.compile(rb"[ \t]*IN[ \t]+IP[46][ \t]+\S+[ \t]*")
+SDP_M = re.compile(rb"(\S+) (\d+)(?:/(\d+))? (\S+)((?: \S+)+)")
+SDP_M_LENIENT = re.compile(rb"[ \t]*\S+[ \t]+\d+(?:/\d+)?[ \t]+\S+(?:[ \t]+\S+)+[ \t]*")
+SDP_RTCP = re.compile(rb"rtcp:(\d+)(?: .*)?", re.S)
+
+
+def parse_sdp_address(value):
+    """The address of a c= value, or None when the line is malformed."""
+    m = SDP_C4.fullmatch(value)
+    if m:
+        text = m.group(1).decode()
+        if any(len(p) > 1 and p.startswith("0") for p in text.split(".")):
+            raise NotModeled("c= address with leading zeros: %s" % text)
+        try:
+            return ipaddress.IPv4Address(text)
+        except ValueError:
+            return None
+    m = SDP_C6.fullmatch(value)
+    if m:
+        try:
+            return ipaddress.IPv6Address(m.group(1).decode())
+        except ValueError:
+            return None
+    if SDP_C_LENIENT.fullmatch(value):
+        raise NotModeled("c= with unusual spacing or an address form the contract leaves open: %r"
+                         % value)
+    return None
+
+
+def parse_sdp(body):
+    """The SDP of a body; raises SipMalformed when a line breaks the
+    contract's rules (section 3)."""
+    lines = body.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the last line's end
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    if lines and lines[-1] == b"":
+        raise NotModeled("an SDP body ending in an empty line")
+    sdp = Sdp()
+    session = {"addr": None, "errors": []}
+    sections = []
+
+    def fault(what):
+        (sections[-1] if sections else session)["errors"].append(what)
+
+    for line in lines:
+        m = SDP_LINE.fullmatch(line)
+        if m is None:
+            fault("SDP line %r is not <letter>=<value>" % line)
+            continue
+        letter, value = m.group(1), m.group(2)
+        if letter.isupper():
+            raise NotModeled("SDP line with an upper-case type: %r" % line)
+        if letter == b"c":
+            a = parse_sdp_address(value)
+            if a is None:
+                fault("bad c= line %r" % line)
+                continue
+            sdp.addresses.append(a)
+            where = sections[-1] if sections else session
+            if where["addr"] is not None:
+                raise NotModeled("two c= lines in one SDP section")
+            where["addr"] = a
+        elif letter == b"m":
+            s = {"media": None, "port": 0, "addr": None, "rtcp": None, "mux": False, "errors": []}
+            sections.append(s)
+            m = _strict_or_doubt(SDP_M, SDP_M_LENIENT, value, "m=")
+            if m is None:
+                fault("bad m= line %r" % line)
+                continue
+            port, count = m.group(2), m.group(3)
+            if len(port) > 5 or (count is not None and len(count) > 1 and int(count) == 1):
+                raise NotModeled("m= port or count with leading zeros: %r" % line)
+            if int(port) > 65535:
+                fault("m= port %s" % port.decode())
+                continue
+            if count is not None and int(count) != 1:
+                fault("m= port count %s" % count.decode())
+                continue
+            s["media"], s["port"] = m.group(1).decode("latin-1"), int(port)
+            sdp.ports.append(int(port))
+        elif letter == b"a" and value.startswith(b"rtcp:"):
+            if not sections:
+                raise NotModeled("a=rtcp at session level")
+            m = SDP_RTCP.fullmatch(value)
+            if m is None or len(m.group(1)) > 5 or int(m.group(1)) > 65535:
+                fault("bad a=rtcp line %r" % line)
+                continue
+            sections[-1]["rtcp"] = int(m.group(1))
+        elif letter == b"a" and value.startswith(b"rtcp-mux"):
+            if value != b"rtcp-mux" or not sections:
+                raise NotModeled("a=rtcp-mux at session level or with more: %r" % line)
+            sections[-1]["mux"] = True
+    for s in sections:
+        if s["addr"] is None and session["addr"] is None and not s["errors"]:
+            s["errors"].append("a media section without an address")
+    read = sections[:SIP_MAX_MEDIA]
+    errors = session["errors"] + [e for s in read for e in s["errors"]]
+    if errors:
+        raise SipMalformed(errors[0])
+    if any(s["errors"] for s in sections[SIP_MAX_MEDIA:]):
+        raise NotModeled("a fault in an m= section past the %dth, which the firewall does not read"
+                         % SIP_MAX_MEDIA)
+    for s in read:
+        if s["rtcp"] is not None and s["mux"]:
+            raise NotModeled("a=rtcp and a=rtcp-mux in one media section")
+        rtcp = s["rtcp"] if s["rtcp"] is not None else s["port"] if s["mux"] else s["port"] + 1
+        if rtcp > 65535:
+            raise NotModeled("RTCP port %d" % rtcp)
+        sdp.streams.append((s["media"], s["addr"] or session["addr"], s["port"], rtcp))
+    return sdp
+
+
+class SipMessage:
+    def __init__(self, method, status, call_id, cseq_method, content_length, is_sdp):
+        self.method = method            # a request's method, else None
+        self.status = status            # a response's status code, else None
+        self.call_id = call_id
+        self.cseq_method = cseq_method
+        self.content_length = content_length  # None when absent
+        self.is_sdp = is_sdp            # Content-Type application/sdp
+        self.sdp = None                 # Sdp, when the body is SDP
+
+    def __repr__(self):
+        what = self.method or "%d %s" % (self.status, self.cseq_method)
+        return "<%s %s%s>" % (what, self.call_id, " SDP" if self.sdp else "")
+
+
+def split_head(buf, pos=0):
+    """The lines of a message's head in buf from pos (each without its CRLF
+    or LF) and the offset after the empty line that ends them, or None when
+    that line has not arrived yet."""
+    lines = []
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            return None
+        line = bytes(buf[pos:nl])
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        pos = nl + 1
+        if not line:
+            return lines, pos
+        lines.append(line)
+
+
+def parse_sip_head(lines):
+    """A message's start line and headers (RFC 3261 7; the contract's
+    section 2). Returns a SipMessage without its SDP; raises SipMalformed."""
+    start = lines[0]
+    method = status = None
+    m = SIP_REQUEST_LINE.fullmatch(start)
+    if m:
+        method = m.group(1).decode()
+    else:
+        m = SIP_STATUS_LINE.fullmatch(start)
+        if m is None:
+            raise SipMalformed("start line %r" % start)
+        status = int(m.group(1))
+    headers = []
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t"):
+            if not headers:
+                raise SipMalformed("a continuation line before any header")
+            headers[-1].append(line)
+        else:
+            headers.append([line])
+    values = {}
+    limit = SIP_MAX_KEY_LINE
+    for parts in headers:
+        # The unfolded line's length: at least the lines with their leading
+        # blanks dropped, at most all of them with the folding CRLFs.
+        shortest = len(parts[0]) + sum(len(p.lstrip(b" \t")) for p in parts[1:])
+        longest = sum(len(p) for p in parts) + 2 * (len(parts) - 1)
+        doubt = longest >= limit - SIP_LINE_DOUBT and shortest <= limit + SIP_LINE_DOUBT
+        m = SIP_HEADER_LINE.fullmatch(parts[0])
+        if m is None:
+            if longest >= limit - SIP_LINE_DOUBT:
+                raise NotModeled("an overlong line that is not a header: %r" % parts[0][:40])
+            raise SipMalformed("header line %r" % parts[0])
+        name = m.group(1).decode().lower()
+        name = SIP_COMPACT.get(name, name)
+        if name not in SIP_KEY_HEADERS:
+            continue
+        if m.group(2):
+            raise NotModeled("blanks before a header's colon: %r" % parts[0])
+        if doubt:
+            raise NotModeled("a %s line of %d to %d bytes, at the limit" % (name, shortest, longest))
+        if shortest > limit:
+            raise SipMalformed("%s line of %d bytes" % (name, shortest))
+        if name in values:
+            raise NotModeled("two %s headers" % name)
+        value = b" ".join([m.group(3).strip(b" \t")] + [p.strip(b" \t") for p in parts[1:]])
+        values[name] = value.strip(b" \t")
+    for name in ("call-id", "cseq", "from", "to"):
+        if name not in values:
+            raise SipMalformed("no %s header" % name)
+        if not values[name]:
+            raise NotModeled("an empty %s header" % name)
+    call_id = values["call-id"].decode("latin-1")
+    if re.search(r"\s", call_id):
+        raise NotModeled("blanks inside a Call-ID")
+    m = re.fullmatch(rb"(\d+) (" + SIP_TOKEN + rb")", values["cseq"])
+    if m is None:
+        if re.fullmatch(rb"\d+[ \t]+" + SIP_TOKEN, values["cseq"]):
+            raise NotModeled("CSeq with unusual spacing: %r" % values["cseq"])
+        raise SipMalformed("CSeq %r" % values["cseq"])
+    if int(m.group(1)) >= 1 << 31:
+        raise NotModeled("CSeq number %s" % m.group(1).decode())
+    cseq_method = m.group(2).decode()
+    if method is not None and cseq_method != method:
+        raise SipMalformed("CSeq method %s in a %s request" % (cseq_method, method))
+    length = None
+    if "content-length" in values:
+        v = values["content-length"]
+        if re.fullmatch(rb"\d+", v) is None:
+            raise SipMalformed("Content-Length %r" % v)
+        if len(v) > 5:
+            raise NotModeled("Content-Length with %d digits" % len(v))
+        length = int(v)
+        if length > SIP_MAX_BODY:
+            raise SipMalformed("Content-Length %d" % length)
+    ctype = values.get("content-type", b"").split(b";")[0].strip(b" \t").lower()
+    return SipMessage(method, status, call_id, cseq_method, length, ctype == b"application/sdp")
+
+
+def read_body(msg, body):
+    """Attaches the SDP of a message whose body is body."""
+    if msg.is_sdp and body:
+        msg.sdp = parse_sdp(bytes(body))
+    return msg
+
+
+def parse_sip_datagram(payload):
+    """One UDP datagram: a SipMessage, or None for a keepalive (only CR and
+    LF bytes, RFC 5626 4.4.1). Raises SipMalformed."""
+    if not payload:
+        raise NotModeled("an empty datagram on a SIP flow")
+    if not payload.strip(b"\r\n"):
+        return None
+    if payload[:1] in (b"\r", b"\n"):
+        raise NotModeled("CR or LF before a SIP message in a datagram")
+    head = split_head(payload)
+    if head is None:
+        raise SipMalformed("no empty line ends the headers")
+    lines, body_at = head
+    msg = parse_sip_head(lines)
+    rest = payload[body_at:]
+    if msg.content_length is not None:
+        if msg.content_length > len(rest):
+            raise SipMalformed("Content-Length %d, %d bytes follow" % (msg.content_length, len(rest)))
+        rest = rest[:msg.content_length]
+    return read_body(msg, rest)
+
+
+class SipStream:
+    """One direction of a TCP signalling connection: its bytes in sequence
+    order, cut into messages (the contract's section 1)."""
+
+    def __init__(self):
+        self.next = None         # raw sequence number of the next byte to read
+        self.buf = bytearray()   # bytes read, not yet a whole message
+        self.resync = False      # after a gap: lines are skipped until a start line
+        self.started = None      # the frame in which the message in buf began
+        self.lost = 0            # messages given up at a gap (out_of_order_lost)
+
+    def feed(self, seq, data, index):
+        """Returns (messages, fault, plain): the messages this segment
+        completes, the SipMalformed it completes (None if none: then the
+        segment passes) and whether tshark, reading each segment after the
+        ones before it, reads it the same way (in order, nothing read twice,
+        no gap, nothing skipped)."""
+        if self.next is None:
+            raise NotModeled("frame %d: SIP data before the handshake" % index)
+        d = seq_diff(seq, self.next)
+        plain = d == 0 and not self.resync
+        if d > 0:
+            # Ahead of a gap: it passes, the message in progress is given
+            # up, reading resumes at the next start line (read from this
+            # segment's first byte on).
+            if self.buf.strip(b"\r\n"):
+                self.lost += 1
+            self.buf, self.resync, self.started, self.next = bytearray(), True, None, seq
+        elif d < 0:
+            if -d >= len(data):
+                return [], None, False  # a retransmission: read once
+            data = data[-d:]
+        before = (bytes(self.buf), self.resync, self.next, self.started)
+        self.next = (self.next + len(data)) & 0xffffffff
+        self.buf += data
+        messages = []
+        while True:
+            if self.resync:
+                while True:
+                    nl = self.buf.find(b"\n")
+                    if nl < 0:
+                        break
+                    line = bytes(self.buf[:nl]).rstrip(b"\r")
+                    if is_sip_start_line(line):
+                        self.resync = False
+                        break
+                    del self.buf[:nl + 1]
+                    plain = False
+                if self.resync:
+                    break
+            skipped = len(self.buf) - len(self.buf.lstrip(b"\r\n"))
+            if skipped:
+                del self.buf[:skipped]  # CRLF before a start line
+                plain = False
+            if not self.buf:
+                self.started = None
+                break
+            if self.started is None:
+                self.started = index
+            head = split_head(self.buf)
+            if head is None:
+                nl = self.buf.find(b"\n")
+                if nl >= 0 and not is_sip_start_line(bytes(self.buf[:nl]).rstrip(b"\r")):
+                    raise NotModeled("frame %d: a bad start line in a TCP message not yet complete"
+                                     % index)
+                break
+            lines, body_at = head
+            try:
+                msg = parse_sip_head(lines)
+                if msg.content_length is None:
+                    raise SipMalformed("no Content-Length on TCP")
+                end = body_at + msg.content_length
+                if len(self.buf) < end:
+                    break  # the body is still to come
+                read_body(msg, self.buf[body_at:end])
+            except SipMalformed as e:
+                if d > 0:
+                    raise NotModeled("frame %d: a malformed message in a segment ahead of a gap" % index)
+                if self.started != index:
+                    raise NotModeled("frame %d: a malformed TCP message begun in an earlier segment "
+                                     "(the contract does not say which segment is dropped)" % index)
+                if messages:
+                    raise NotModeled("frame %d: a malformed TCP message after a well-formed one in "
+                                     "the same segment" % index)
+                self.buf, self.resync, self.next, self.started = bytearray(before[0]), before[1], \
+                    before[2], before[3]
+                return [], e, False
+            del self.buf[:end]
+            self.started = None
+            messages.append(msg)
+        return messages, None, plain
+
+
+class SipCall:
+    def __init__(self, call_id, ts, index):
+        self.call_id = call_id
+        self.frame = index           # the INVITE that started it
+        self.last = ts               # its last SIP message
+        self.pending = None          # (direction, Sdp) of the pending offer
+        self.active = [None, None]   # by direction: 0 the opener's party (A), 1 the other (B)
+        self.confirmed = False
+        self.pinholes = set()        # (source, destination, port, side)
+        self.media = []              # (flow key, conn) admitted through its pinholes
+
+
+class SipSession:
+    """A followed signalling connection."""
+
+    def __init__(self, conn, transport, opener, peer, opener_side):
+        self.conn = conn
+        self.transport = transport
+        self.ends = [opener, peer]   # (address, port) by direction: 0 the opener's
+        self.addr = [opener[0], peer[0]]
+        self.side = [opener_side, "outside" if opener_side == "inside" else "inside"]
+        self.calls = {}              # Call-ID -> SipCall, oldest first
+        self.streams = [SipStream(), SipStream()]
+        self.last = None             # its last packet
+        self.replied = False         # a packet from the peer seen
+        self.ended = False           # TCP: a FIN or RST seen
+
+
+class SipTracker:
+    """Signalling connections, their calls and the pinholes they open (the
+    contract in the module docstring)."""
+
+    def __init__(self, policy, close_flow):
+        self.policy = policy
+        self.close_flow = close_flow  # callable(flow key, conn): a media connection closes
+        self.sessions = {}            # flow key -> SipSession
+        self.pinholes = {}            # (source, destination, port, side) -> [(session, call)]
+        self.media = {}               # media flow key -> (session, call)
+        self.log = []                 # (frame, event, Call-ID, detail)
+        self.frame_reads = {}         # frame -> [SipMessage] read in that frame
+        self.sdp_frames = {}          # frame -> {(signalling conn, Call-ID)} of its messages with SDP
+        self.odd_frames = set()       # frames tshark may read otherwise (not cross-checked)
+        self.counters = {}
+
+    def count(self, what):
+        self.counters[what] = self.counters.get(what, 0) + 1
+
+    def is_signalling_port(self, dport):
+        return self.policy.sip_enabled and dport in self.policy.sip_ports
+
+    # -- signalling connections
+
+    def opened(self, key, conn, transport, src, sport, dst, dport, side, ts, index):
+        if dport in self.policy.ftp_ports and self.policy.ftp_enabled:
+            raise NotModeled("frame %d: port %d is both an FTP and a SIP port" % (index, dport))
+        a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+        if self.policy.side(dst) == side:
+            raise NotModeled("frame %d: both ends of a SIP connection on the %s" % (index, side))
+        for other in self.sessions.values():
+            if other.ends == [(a, sport), (b, dport)] and other.transport == transport:
+                raise NotModeled("frame %d: a SIP connection reuses a followed one's ports" % index)
+        s = SipSession(conn, transport, (a, sport), (b, dport), side)
+        s.last = ts
+        self.sessions[key] = s
+        if len(self.sessions) > self.policy.sip_sessions_per_worker:
+            raise NotModeled("frame %d: more signalling connections than sessions_per_worker" % index)
+        return s
+
+    def direction(self, s, src, sport):
+        return 0 if (ipaddress.ip_address(src), sport) == s.ends[0] else 1
+
+    def datagram(self, key, f, index, ts, src, sport, opener=False):
+        """A UDP datagram of a flow; read when it is a signalling flow's.
+        Returns the SipMalformed that drops it, else None."""
+        s = self.sessions.get(key)
+        if s is None:
+            return None
+        s.last = ts
+        d = self.direction(s, src, sport)
+        s.replied = s.replied or d == 1
+        if f["ip.flags.mf"][:1] in (["1"], ["True"]) or f["ipv6.fraghdr.more"][:1] in (["1"], ["True"]):
+            raise NotModeled("frame %d: a fragmented SIP datagram (the contract does not say how "
+                             "one is read)" % index)
+        payload = bytes.fromhex(f["udp.payload"][0]) if f["udp.payload"] else b""
+        try:
+            msg = parse_sip_datagram(payload)
+        except SipMalformed as e:
+            if opener:
+                raise NotModeled("frame %d: a malformed opener (%s): the contract does not say "
+                                 "whether it opens the connection" % (index, e))
+            self.odd_frames.add(index)
+            self.log.append((index, "malformed", None, str(e)))
+            return e
+        if msg is None:
+            self.odd_frames.add(index)
+            return None
+        self.frame_reads[index] = [msg]
+        self.message(s, d, msg, index, ts)
+        return None
+
+    def segment(self, key, f, index, ts, src, sport):
+        """A passing TCP segment of a flow; read when it is a signalling
+        connection's. Returns the SipMalformed that drops it, else None."""
+        s = self.sessions.get(key)
+        if s is None:
+            return None
+        s.last = ts
+        d = self.direction(s, src, sport)
+        s.replied = s.replied or d == 1
+        seq = integer(f["tcp.seq_raw"][0])
+        payload = bytes.fromhex(f["tcp.payload"][0]) if f["tcp.payload"] else b""
+        if f["tcp.flags.syn"][0] in ("1", "True"):
+            if payload:
+                raise NotModeled("frame %d: SYN with data on a SIP connection" % index)
+            if d == 1:
+                s.streams[1].next = (seq + 1) & 0xffffffff
+            return None
+        if payload:
+            messages, fault, plain = s.streams[d].feed(seq, payload, index)
+            if fault is not None:
+                self.odd_frames.add(index)
+                self.log.append((index, "malformed", None, str(fault)))
+                return fault
+            if not plain:
+                self.odd_frames.add(index)
+            self.frame_reads.setdefault(index, []).extend(messages)
+            for msg in messages:
+                self.message(s, d, msg, index, ts)
+        if f["tcp.flags.fin"][0] in ("1", "True") or f["tcp.flags.reset"][0] in ("1", "True"):
+            s.ended = True
+        return None
+
+    # -- calls (sections 5 and 6)
+
+    def message(self, s, d, msg, index, ts):
+        if msg.sdp is not None:
+            self.sdp_frames.setdefault(index, set()).add((s.conn, msg.call_id))
+        call = s.calls.get(msg.call_id)
+        if call is None:
+            if msg.method != "INVITE":
+                return  # an unknown Call-ID: ignored
+            if len(s.calls) >= self.policy.sip_calls_per_session:
+                victim = next((c for c in s.calls.values() if not c.confirmed), None)
+                if victim is None:
+                    self.count("calls_refused")
+                    self.log.append((index, "refused", msg.call_id, None))
+                    return
+                self.count("calls_replaced")
+                self.end_call(s, victim, index, "replaced")
+            call = SipCall(msg.call_id, ts, index)
+            s.calls[msg.call_id] = call
+            self.log.append((index, "call", msg.call_id, None))
+            if sum(len(x.calls) for x in self.sessions.values()) > self.policy.sip_calls_per_worker:
+                raise NotModeled("frame %d: more calls than calls_per_worker" % index)
+        call.last = ts
+        sdp = msg.sdp
+        if msg.method in ("INVITE", "UPDATE"):
+            call.pending = (d, sdp) if sdp is not None else None
+        elif msg.method in ("ACK", "PRACK"):
+            if sdp is not None and call.pending is not None and call.pending[0] != d:
+                self.answer(s, call, d, sdp, index)
+        elif msg.method == "BYE":
+            self.end_call(s, call, index, "bye")
+        elif msg.method == "CANCEL":
+            if not call.confirmed:
+                self.end_call(s, call, index, "cancel")
+        elif msg.status is not None and msg.cseq_method in ("INVITE", "UPDATE"):
+            st = msg.status
+            if sdp is not None and (180 <= st <= 189 or 200 <= st <= 299):
+                if call.pending is not None and call.pending[0] != d:
+                    self.answer(s, call, d, sdp, index)
+                elif call.active[0] is not None and call.active[1] is not None:
+                    call.active[d] = sdp
+                    self.set_pinholes(s, call, index)
+                else:
+                    call.pending = (d, sdp)
+            if st >= 300:
+                call.pending = None
+                if msg.cseq_method == "INVITE" and not call.confirmed:
+                    self.end_call(s, call, index, "rejected %d" % st)
+                    return
+            if 200 <= st <= 299 and msg.cseq_method == "INVITE":
+                call.confirmed = True
+
+    def answer(self, s, call, d, sdp, index):
+        od, offer = call.pending
+        call.active[od], call.active[d] = offer, sdp
+        call.pending = None
+        self.set_pinholes(s, call, index)
+
+    # -- pinholes (section 7)
+
+    def allowed_address(self, addr, own):
+        return addr == own or any(addr in n for n in self.policy.sip_media_ranges
+                                  if n.version == addr.version)
+
+    def wanted_pinholes(self, s, call, index):
+        A, B = call.active
+        out = set()
+        for i in range(min(len(A.streams), len(B.streams))):
+            ma, aa, pa, ra = A.streams[i]
+            mb, ab, pb, rb = B.streams[i]
+            if ma not in SIP_MEDIA_TYPES or mb not in SIP_MEDIA_TYPES or pa == 0 or pb == 0:
+                continue
+            if not self.allowed_address(aa, s.addr[0]) or not self.allowed_address(ab, s.addr[1]):
+                self.count("refused_address")
+                self.log.append((index, "refused_address", call.call_id, i))
+                continue
+            for src, dst, ports, side in ((ab, aa, (pa, ra), s.side[1]), (aa, ab, (pb, rb), s.side[0])):
+                for port in sorted(set(ports)):
+                    if port < 1024:
+                        self.count("refused_low_port")
+                        self.log.append((index, "refused_low_port", call.call_id, port))
+                        continue
+                    out.add((src, dst, port, side))
+        return out
+
+    def set_pinholes(self, s, call, index):
+        new = self.wanted_pinholes(s, call, index)
+        for p in call.pinholes - new:
+            self.pinholes[p].remove((s, call))
+            if not self.pinholes[p]:
+                del self.pinholes[p]
+        for p in new - call.pinholes:
+            self.pinholes.setdefault(p, []).append((s, call))
+        call.pinholes = new
+        self.log.append((index, "pinholes", call.call_id, sorted(
+            (str(a), str(b), port, side) for a, b, port, side in new)))
+
+    def end_call(self, s, call, index, why, close_media=True):
+        """Section 8: the pinholes close, the media connections close;
+        unless close_media is False (the call timed out): then they are
+        left be, ordinary UDP flows under their own idle timeouts, tied to
+        no call (a later BYE or the signalling connection's end finds
+        nothing to close)."""
+        for p in call.pinholes:
+            self.pinholes[p].remove((s, call))
+            if not self.pinholes[p]:
+                del self.pinholes[p]
+        call.pinholes = set()
+        for key, conn in call.media:
+            if self.media.get(key, (None, None))[1] is call:
+                del self.media[key]
+                if close_media:
+                    self.close_flow(key, conn)
+        del s.calls[call.call_id]
+        self.log.append((index, "end", call.call_id, why))
+
+    def expire(self, ts, index):
+        """Ends the calls whose call_timeout has come (at or after their
+        last SIP message + call_timeout): their pinholes close, their media
+        connections stay."""
+        for s in self.sessions.values():
+            for call in list(s.calls.values()):
+                deadline = call.last + self.policy.sip_call_timeout
+                if abs(ts - deadline) <= SIP_EXPIRY_DOUBT:
+                    raise NotModeled("frame %d: at a call's timeout" % index)
+                if ts >= deadline:
+                    self.end_call(s, call, index, "timeout", close_media=False)
+
+    def lifetime(self, s):
+        """How long the signalling connection may stay idle and live (a
+        bound on the safe side: the oracle does not model its expiry)."""
+        t = self.policy.timeouts
+        if s.transport == "udp":
+            return t[("udp", "assured" if s.replied else "unreplied")]
+        tcp = [v for (proto, *state), v in t.items() if proto == "tcp"]
+        if s.ended:
+            return min(tcp)
+        return min(t[("tcp", "established")], t[("tcp", "unacknowledged")])
+
+    def check_alive(self, s, ts, index):
+        if ts - s.last >= self.lifetime(s) - 1:
+            raise NotModeled("frame %d: a media packet while its signalling connection may have "
+                             "expired" % index)
+
+    def match(self, src, dst, dport, side, ts, index):
+        """The (session, call) whose pinhole admits a new UDP flow, or None."""
+        hits = self.pinholes.get((ipaddress.ip_address(src), ipaddress.ip_address(dst), dport, side))
+        if not hits:
+            return None
+        if len(hits) > 1:
+            raise NotModeled("frame %d: a flow two calls' pinholes admit" % index)
+        s, call = hits[0]
+        self.check_alive(s, ts, index)
+        return s, call
+
+    def admitted(self, key, conn, s, call):
+        call.media.append((key, conn))
+        self.media[key] = (s, call)
+
+    def media_packet(self, key, ts, index):
+        if key in self.media:
+            self.check_alive(self.media[key][0], ts, index)
+
+    # -- tshark
+
+    def session_of(self, f):
+        if f["udp.srcport"] and udp_key(f) in self.sessions:
+            return self.sessions[udp_key(f)]
+        if f["tcp.stream"] and ("tcp", integer(f["tcp.stream"][0])) in self.sessions:
+            return self.sessions[("tcp", integer(f["tcp.stream"][0]))]
+        return None
+
+    def cross_check(self, f, index, verdict):
+        """tshark's SIP and SDP reading of this frame against the oracle's,
+        for the signalling connections the oracle follows; and the SDP
+        tshark ties a media flow the oracle admitted to (rtp.setup-frame:
+        the offer's or the answer's frame) must be a message of the call
+        whose pinhole admitted it."""
+        if verdict[0] == "expected" and f["udp.srcport"] and udp_key(f) in self.media:
+            s, call = self.media[udp_key(f)]
+            for field in ("rtp.setup-frame", "rtcp.setup-frame"):
+                if not f[field]:
+                    continue
+                setup = integer(f[field][0])
+                if (s.conn, call.call_id) not in self.sdp_frames.get(setup, set()):
+                    raise NotModeled("frame %d: tshark ties this media flow to the SDP of frame %d, "
+                                     "not one of call %s, whose pinhole the oracle admitted it "
+                                     "through" % (index, setup, call.call_id))
+        if self.session_of(f) is None or index in self.odd_frames:
+            return
+        mine = self.frame_reads.get(index, [])
+        theirs = f["sip.Call-ID"]
+        if sorted(m.call_id for m in mine) != sorted(theirs):
+            raise NotModeled("frame %d: tshark reads Call-IDs %s, the oracle %s"
+                             % (index, theirs, [m.call_id for m in mine]))
+        my_ports = [p for m in mine if m.sdp for p in m.sdp.ports]
+        their_ports = [integer(p) for p in f["sdp.media.port"]]
+        if my_ports != their_ports:
+            raise NotModeled("frame %d: tshark reads SDP media ports %s, the oracle %s"
+                             % (index, their_ports, my_ports))
+        my_addrs = [a for m in mine if m.sdp for a in m.sdp.addresses]
+        their_addrs = []
+        for a in f["sdp.connection_info.address"]:
+            try:
+                their_addrs.append(ipaddress.ip_address(a))
+            except ValueError:
+                their_addrs.append(a)
+        if my_addrs != their_addrs:
+            raise NotModeled("frame %d: tshark reads SDP addresses %s, the oracle %s"
+                             % (index, [str(a) for a in their_addrs], [str(a) for a in my_addrs]))
+
+
 class Oracle:
     def __init__(self, policy):
         self.policy = policy
@@ -572,6 +1418,7 @@ class Oracle:
         self.tuples = {}     # (proto, src, sport, dst, dport) as the opener sent -> flow key
         self.fragments = {}  # (src, dst, id, proto) -> (reason, conn)
         self.ftp = FtpTracker(policy)
+        self.sip = SipTracker(policy, self.close_flow)
 
     def open_flow(self, key, tup, ts):
         conn = conn_id(self.next_conn)
@@ -579,6 +1426,16 @@ class Oracle:
         self.flows[key] = {"conn": conn, "last": ts}
         self.tuples[tup] = key
         return conn
+
+    def close_flow(self, key, conn):
+        """A connection closed at once (a SIP call's media connection when
+        the call ends): the flow's next packet is a first packet again."""
+        flow = self.flows.get(key)
+        if flow is None or flow["conn"] != conn:
+            return
+        del self.flows[key]
+        for tup in [t for t, k in self.tuples.items() if k == key]:
+            del self.tuples[tup]
 
     def touch(self, key, ts, index):
         flow = self.flows[key]
@@ -609,6 +1466,8 @@ class Oracle:
         if key in self.flows:
             conn = self.touch(key, ts, index)
             self.ftp.segment(key, f, index, ts, src)
+            if self.sip.segment(key, f, index, ts, src, sport) is not None:
+                return ("sip_malformed", conn)
             return ("established", conn)
         if not syn_only:
             return ("tcp_mid_stream", 0)
@@ -622,13 +1481,46 @@ class Oracle:
         conn = self.open_flow(key, tup, ts)
         if self.ftp.is_control_port(dport):
             self.ftp.opened(key, conn, src, dst, side, integer(f["tcp.seq_raw"][0]))
+        if self.sip.is_signalling_port(dport):
+            s = self.sip.opened(key, conn, "tcp", src, sport, dst, dport, side, ts, index)
+            s.streams[0].next = (integer(f["tcp.seq_raw"][0]) + 1) & 0xffffffff
         return ("new_connection", conn)
 
-    def cross_check(self, f, index):
-        """After a frame: tshark's reading of its FTP must be the oracle's;
-        a data connection tshark ties to a PORT, PASV or EPSV must be the
-        one the oracle admitted for that announcement."""
+    def udp_packet(self, f, index, ts, key, tup, side):
+        """A UDP datagram: established (read by the SIP tracker when its
+        flow is a signalling flow), a new flow a SIP pinhole admits, or a
+        first datagram judged by policy."""
+        _, src, sport, dst, dport = tup
+        if key in self.flows:
+            conn = self.touch(key, ts, index)
+            self.sip.media_packet(key, ts, index)
+            if self.sip.datagram(key, f, index, ts, src, sport) is not None:
+                return ("sip_malformed", conn)
+            return ("established", conn)
+        hit = self.sip.match(src, dst, dport, side, ts, index) if self.policy.sip_enabled else None
+        if hit is not None:
+            s, call = hit
+            if self.sip.is_signalling_port(dport):
+                raise NotModeled("frame %d: a pinhole admits a flow to a SIP port" % index)
+            conn = self.open_flow(key, tup, ts)
+            self.sip.admitted(key, conn, s, call)
+            return ("expected", conn, s.conn)
+        reason = self.policy.decide(side, 17, src, dst, sport, dport)
+        if reason != "new_connection":
+            return (reason, 0)
+        conn = self.open_flow(key, tup, ts)
+        if self.sip.is_signalling_port(dport):
+            self.sip.opened(key, conn, "udp", src, sport, dst, dport, side, ts, index)
+            self.sip.datagram(key, f, index, ts, src, sport, opener=True)
+        return ("new_connection", conn)
+
+    def cross_check(self, f, index, verdict):
+        """After a frame: tshark's reading of its FTP, SIP and SDP must be
+        the oracle's; a data connection tshark ties to a PORT, PASV or EPSV
+        must be the one the oracle admitted for that announcement; a media
+        flow tshark ties to an SDP must be one the oracle read."""
         self.ftp.cross_check(f, index)
+        self.sip.cross_check(f, index, verdict)
         if not f["ftp-data.setup-frame"] or not f["ftp-data.setup-method"] or not f["tcp.stream"]:
             return
         key = ("tcp", integer(f["tcp.stream"][0]))
@@ -651,6 +1543,7 @@ class Oracle:
     def decide(self, f):
         index = first(f, "frame.number", int)
         ts = first(f, "frame.time_epoch", float)
+        self.sip.expire(ts, index)
         protos = first(f, "frame.protocols").split(":")
         if "vlan" in protos or "ieee8021ad" in protos:
             raise NotModeled("frame %d: VLAN tags" % index)
@@ -716,10 +1609,8 @@ class Oracle:
             return self.tcp_packet(f, index, ts, ("tcp", stream), (6, src, sport, dst, dport),
                                    syn_only, side)
         if proto == 17:
-            stream = integer(f["udp.stream"][0])
             sport, dport = integer(f["udp.srcport"][0]), integer(f["udp.dstport"][0])
-            return self.flow_packet(index, ts, ("udp", stream), (17, src, sport, dst, dport), True,
-                                    side, 17, src, dst, sport, dport, None)
+            return self.udp_packet(f, index, ts, udp_key(f), (17, src, sport, dst, dport), side)
         if proto in (1, 58):
             type_field = "icmp.type" if proto == 1 else "icmpv6.type"
             id_field = "icmp.ident" if proto == 1 else "icmpv6.echo.identifier"
@@ -739,6 +1630,17 @@ class Oracle:
             reason = self.policy.decide(side, proto, src, dst)
             return ("untracked" if reason == "new_connection" else reason, 0)
         raise NotModeled("frame %d: IP protocol %d" % (index, proto))
+
+
+def udp_key(f):
+    """A UDP flow: its two ends, whichever sent first. (Not tshark's
+    udp.stream: once an SDP has set up an RTP conversation, tshark gives
+    the two directions of one RTP flow different stream numbers.)"""
+    ip_src = f["ip.src"] or f["ipv6.src"]
+    ip_dst = f["ip.dst"] or f["ipv6.dst"]
+    a = (ipaddress.ip_address(ip_src[0]), integer(f["udp.srcport"][0]))
+    b = (ipaddress.ip_address(ip_dst[0]), integer(f["udp.dstport"][0]))
+    return ("udp",) + tuple(sorted((a, b), key=lambda e: (e[0].version, e[0], e[1])))
 
 
 def src_of_error_dst(f, proto):
@@ -766,9 +1668,13 @@ def verdict_lines(policy, pcap):
     """The expected verdict lines of a capture (raises NotModeled)."""
     oracle = Oracle(policy)
     lines = []
-    for f in run_tshark(pcap):
+    decode_as = []
+    if policy.sip_enabled:
+        decode_as = ["%s.port==%d,sip" % (t, p) for p in sorted(policy.sip_ports - {5060})
+                     for t in ("udp", "tcp")]
+    for f in run_tshark(pcap, decode_as):
         v = oracle.decide(f)
-        oracle.cross_check(f, first(f, "frame.number", int))
+        oracle.cross_check(f, first(f, "frame.number", int), v)
         reason, conn = v[0], v[1]
         master = v[2] if len(v) > 2 else None
         lines.append(fmt(first(f, "frame.number", int), reason, conn, reason in PASSING, master))

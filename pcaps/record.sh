@@ -6,7 +6,7 @@
 #
 #   sudo pcaps/record.sh                 # records everything into pcaps/real/
 #   sudo pcaps/record.sh DIR             # records into DIR instead
-#   sudo pcaps/record.sh --only ftp      # only the FTP captures (or: base)
+#   sudo pcaps/record.sh --only ftp      # only the FTP captures (or: base, sip)
 #
 # Topology (one wire, as a bump-in-the-wire firewall would see it):
 #
@@ -30,7 +30,7 @@
 #   icmp.pcap       ping and ping -6 (3 each), one 2000-byte ping each way
 #                   (fragmented), one UDP datagram each to a closed port
 #                   (answered by ICMP / ICMPv6 port unreachable)
-#   demo-traffic.pcap  the real half of the demo: three curl fetches (one
+#   demo-traffic.pcap  the traffic of the demo: three curl fetches (one
 #                   IPv6), a short iperf3 UDP test, ping and ping -6
 # Group "ftp", judged under ftp.config.json: curl against vsftpd (anonymous,
 # passive ports 30000-30099, active data connections from port 20):
@@ -44,18 +44,39 @@
 #                   downloads, a directory listing and an upload
 #   ftp-aborted.pcap  a 2 MB download read at 16 kB/s and given up by
 #                   curl --max-time 2: the data connection ends mid-stream
+# Group "sip", judged under sip.config.json: one SIPp caller (inside, SIP
+# from port 5061, media port 6000) against one SIPp callee (outside, SIP on
+# port 5060, media port 7000) per capture, one call each, scenarios in
+# pcaps/sip/ (uac-X.xml and uas-X.xml). Audio is SIPp's own rtp_stream:
+# 1.5 s of PCMU (75 packets of 20 ms) each way from the audio media socket;
+# video (and audio after a re-INVITE) is SIPp's play_pcap_video
+# (play_pcap_audio) of a generated RTP capture. The media files are
+# written into the scratch directory, SIPp's working directory:
+#   sip-udp.pcap    INVITE with SDP, 100, 180, 200 with SDP, ACK, audio both
+#                   ways, BYE, 200; copied to sip-udp-disabled.pcap, judged
+#                   with the module off (sip-disabled.config.json)
+#   sip-tcp.pcap    the same call over TCP (sipp -t t1)
+#   sip-video.pcap  audio and video m= lines in offer and answer, both
+#                   streams both ways
+#   sip-reinvite.pcap  the call; the streams stop, a re-INVITE moves each
+#                   side's audio to its port + 2 (200, ACK), the audio goes
+#                   on between the new ports, then BYE
+#   sip-cancel.pcap INVITE, 100, 180, CANCEL, 200, 487, ACK: no media
+#   sip-rejected.pcap  INVITE, 100, 486 Busy Here, ACK: no media
+#   sip-ipv6.pcap   the sip-udp call over IPv6
 #
-# Everything the script starts (namespaces, servers, tcpdump) is removed on
-# exit, also on failure or interruption; KEEP_WORK=1 keeps the scratch
-# directory (tcpdump, server and iperf3 logs) for a look after a failure.
+# Everything the script starts (namespaces, servers, SIPp, tcpdump) is
+# removed on exit, also on failure or interruption; KEEP_WORK=1 keeps the
+# scratch directory (tcpdump, server, iperf3 and SIPp logs) for a look after
+# a failure.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-GROUPS_WANTED="base ftp"
+GROUPS_WANTED="base ftp sip"
 if [ "${1:-}" = --only ]; then
   case "${2:-}" in
-    base|ftp) GROUPS_WANTED=$2 ;;
-    *) echo "record.sh: --only takes base or ftp" >&2; exit 2 ;;
+    base|ftp|sip) GROUPS_WANTED=$2 ;;
+    *) echo "record.sh: --only takes base, ftp or sip" >&2; exit 2 ;;
   esac
   shift 2
 fi
@@ -72,9 +93,10 @@ wants() { case " $GROUPS_WANTED " in *" $1 "*) return 0 ;; esac; return 1; }
 TOOLS="ip ethtool tcpdump tshark curl ss"
 if wants base; then TOOLS="$TOOLS iperf3 ping"; fi
 if wants ftp; then TOOLS="$TOOLS vsftpd"; fi
+if wants sip; then TOOLS="$TOOLS sipp"; fi
 for tool in $TOOLS; do
   if ! command -v "$tool" >/dev/null; then
-    echo "record.sh: $tool is missing (apt-get install iproute2 ethtool tcpdump tshark curl iperf3 iputils-ping vsftpd)" >&2
+    echo "record.sh: $tool is missing (apt-get install iproute2 ethtool tcpdump tshark curl iperf3 iputils-ping vsftpd sip-tester)" >&2
     exit 1
   fi
 done
@@ -356,6 +378,170 @@ traffic_ftp_aborted() {
   echo "record.sh: ftp://$OUT_V4/pub/large.bin given up by --max-time"
 }
 
+# SIPp, one call a capture: the callee (uas-X.xml) in the outside namespace
+# on port 5060, the caller (uac-X.xml) in the inside namespace from port
+# 5061. Media ports (-mp, [media_port] in the SDP): 6000 for the caller,
+# 7000 for the callee; SIPp binds that port for audio (its rtp_stream sends
+# from it) and the port + 2 for video. play_pcap_audio and play_pcap_video
+# send from the port of the last m=audio or m=video line SIPp wrote
+# ([media_port+2] for video, and for audio after the re-INVITE). Both run
+# in $SIP_DIR, where the media files are (SIPp opens rtp_stream files from
+# its working directory), and log there; SIPp's own screen goes to
+# NAME.uac.screen / NAME.uas.screen.
+SIP_DIR=$WORK/sip
+SIP_CALLER_PORT=5061
+SIP_CALLER_MEDIA=6000
+SIP_CALLEE_MEDIA=7000
+
+# The media the scenarios play, written once: tone-pcmu.raw, 1.5 s of a
+# 440 Hz tone in PCMU (G.711 mu-law, 8000 samples/s) without a header, as
+# SIPp 3.6's rtp_stream sends a file's bytes as they are (160 a packet, so
+# 75 packets); tone-pcmu-rtp.pcap, its last 0.8 s as 40 RTP packets of
+# 20 ms, and video-h264.pcap, 1.5 s of RTP with payload type 96
+# (H264/90000 in the SDP) at 15 frames/s, one packet of 400-900 bytes a
+# frame (a NAL header and filler, no decodable picture): captures SIPp's
+# play_pcap_audio and play_pcap_video send on with the ports and
+# addresses of the call (only their UDP payloads and timing count).
+make_sip_media() {
+  mkdir -p "$SIP_DIR"
+  "$PY" -c '
+import math, struct, sys
+sys.path.insert(0, sys.argv[2])
+from pcapfile import write_pcap
+
+def ulaw(x):
+    sign = 0x80 if x < 0 else 0
+    x = min(abs(x), 32635) + 0x84
+    exp = 7
+    while exp > 0 and not x & (0x4000 >> (7 - exp)):
+        exp -= 1
+    return ~(sign | exp << 4 | (x >> (exp + 3)) & 15) & 255
+
+def rtp_frame(i, payload_type, marker, timestamp, ssrc, payload):
+    rtp = struct.pack("!BBHII", 0x80, marker << 7 | payload_type, i, timestamp, ssrc) + payload
+    udp = struct.pack("!HHHH", 20000, 20000, 8 + len(rtp), 0) + rtp
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
+                     bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))
+    s = sum(struct.unpack("!10H", ip))
+    s = (s & 0xFFFF) + (s >> 16)
+    ip = ip[:10] + struct.pack("!H", ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF) + ip[12:]
+    return bytes.fromhex("020000000002" "020000000001" "0800") + ip + udp
+
+tone = bytes(ulaw(round(8000 * math.sin(2 * math.pi * 440 * k / 8000))) for k in range(12000))
+with open(sys.argv[1] + "/tone-pcmu.raw", "wb") as fh:
+    fh.write(tone)
+write_pcap(sys.argv[1] + "/tone-pcmu-rtp.pcap", [
+    (i * 20000, rtp_frame(i, 0, i == 0, i * 160, 0x504D4355, tone[(35 + i) * 160:(36 + i) * 160]))
+    for i in range(40)])
+video = []
+for i in range(23):
+    size = 900 if i == 0 else 400 + (i * 37) % 200
+    nal = 0x65 if i == 0 else 0x41  # an IDR slice first, then non-IDR slices
+    payload = bytes([nal]) + bytes((i * 7 + k) & 0xFF for k in range(size - 1))
+    video.append((i * 1000000 // 15, rtp_frame(i, 96, 1, i * 6000, 0x48323634, payload)))
+write_pcap(sys.argv[1] + "/video-h264.pcap", video)
+' "$SIP_DIR" "$HERE"
+}
+
+# sip_call NAME SCENARIO TRANSPORT FAMILY: one call of uac-SCENARIO.xml
+# against uas-SCENARIO.xml over TRANSPORT (u1: UDP, t1: TCP, one socket
+# each) and IP version FAMILY (4 or 6). Each SIPp handles one call (-m 1)
+# and fails (exit status not 0) when its scenario does not run through or
+# takes over 30 s; either failing fails the recording. Both run in the
+# background (in BG_PIDS, so cleanup stops them on any exit) and are
+# waited for.
+sip_call() {
+  local name=$1 scenario=$2 transport=$3 family=$4
+  local caller=$IN_V4 callee=$OUT_V4 target=$OUT_V4:5060 listen=uln
+  if [ "$family" = 6 ]; then
+    caller=$IN_V6 callee=$OUT_V6 target="[$OUT_V6]:5060"
+  fi
+  if [ "$transport" = t1 ]; then listen=tln; fi
+  local common=(-t "$transport" -m 1 -timeout 30 -timeout_error -trace_err -trace_msg)
+  ip netns exec "$NS_OUT" env -C "$SIP_DIR" sipp -sf "$HERE/sip/uas-$scenario.xml" \
+    -i "$callee" -mi "$callee" -p 5060 -mp "$SIP_CALLEE_MEDIA" "${common[@]}" \
+    -error_file "$SIP_DIR/$name.uas.errors" -message_file "$SIP_DIR/$name.uas.messages" \
+    </dev/null >"$SIP_DIR/$name.uas.screen" 2>&1 &
+  local uas=$!
+  BG_PIDS+=("$uas")
+  wait_listen "$listen" 5060
+  ip netns exec "$NS_IN" env -C "$SIP_DIR" sipp -sf "$HERE/sip/uac-$scenario.xml" "$target" \
+    -i "$caller" -mi "$caller" -p "$SIP_CALLER_PORT" -mp "$SIP_CALLER_MEDIA" "${common[@]}" \
+    -error_file "$SIP_DIR/$name.uac.errors" -message_file "$SIP_DIR/$name.uac.messages" \
+    </dev/null >"$SIP_DIR/$name.uac.screen" 2>&1 &
+  local uac=$!
+  BG_PIDS+=("$uac")
+  local rc=0
+  wait "$uac" || rc=$?
+  forget_pid "$uac"
+  if [ "$rc" != 0 ]; then
+    echo "record.sh: the SIPp caller of $name exited $rc (KEEP_WORK=1 keeps $SIP_DIR/$name.uac.*)" >&2
+    return 1
+  fi
+  wait "$uas" || rc=$?
+  forget_pid "$uas"
+  if [ "$rc" != 0 ]; then
+    echo "record.sh: the SIPp callee of $name exited $rc (KEEP_WORK=1 keeps $SIP_DIR/$name.uas.*)" >&2
+    return 1
+  fi
+}
+
+traffic_sip_udp() { sip_call sip-udp call u1 4; }
+traffic_sip_tcp() { sip_call sip-tcp call t1 4; }
+traffic_sip_video() { sip_call sip-video video u1 4; }
+traffic_sip_reinvite() { sip_call sip-reinvite reinvite u1 4; }
+traffic_sip_cancel() { sip_call sip-cancel cancel u1 4; }
+traffic_sip_rejected() { sip_call sip-rejected rejected u1 4; }
+traffic_sip_ipv6() { sip_call sip-ipv6 call u1 6; }
+
+# sip_check NAME MEDIA: reads the capture back with tshark and prints its
+# SIP messages, SDP media lines and RTP streams. Fails unless every UDP
+# datagram off port 5060 is RTP that tshark ties to an SDP of the capture
+# (rtp.setup-frame: it went to an address and port some SDP announced),
+# and, with MEDIA yes, RTP flows both ways; with MEDIA no, there is none.
+sip_check() {
+  local name=$1 media=$2
+  tshark -r "$OUT/$name.pcap" -n -T fields -E separator=/t -E occurrence=a \
+    -e frame.number -e ip.src -e ipv6.src -e ip.dst -e ipv6.dst \
+    -e udp.srcport -e udp.dstport -e sip.Method -e sip.Status-Code -e sip.CSeq.method \
+    -e sdp.connection_info -e sdp.media -e rtp.setup-frame 2>/dev/null |
+  "$PY" -c '
+import sys
+name, media, inside = sys.argv[1], sys.argv[2] == "yes", sys.argv[3].split()
+sip, sdp, rtp, stray = [], [], {}, []
+
+def where(addr, port):
+    return ("[%s]:%s" if ":" in addr else "%s:%s") % (addr, port)
+
+for line in sys.stdin:
+    f = line.rstrip("\n").split("\t")
+    num, src, dst, sport, dport = f[0], f[1] or f[2], f[3] or f[4], f[5], f[6]
+    # A frame may hold several messages (TCP): requests, then responses.
+    requests = [m for m in f[7].split(",") if m]
+    sip += requests
+    sip += ["%s(%s)" % cq for cq in zip([c for c in f[8].split(",") if c], f[9].split(",")[len(requests):])]
+    if f[11]:
+        conn = f[10].split(",")[0].split()[-1]
+        sdp += ["%s %s" % (conn, " ".join(m.split()[:2])) for m in f[11].split(",")]
+    if sport and "5060" not in (sport, dport):
+        if f[12]:
+            key = (src, sport, dst, dport)
+            rtp[key] = rtp.get(key, 0) + 1
+        else:
+            stray.append(num)
+print("record.sh: %s: SIP %s" % (name, " ".join(sip)))
+print("record.sh: %s: SDP %s" % (name, ", ".join(sdp) or "none"))
+print("record.sh: %s: RTP %s" % (name, ", ".join(
+    "%s > %s %d" % (where(k[0], k[1]), where(k[2], k[3]), n) for k, n in rtp.items()) or "none"))
+if stray:
+    sys.exit("record.sh: %s: UDP off port 5060 that is no RTP of an SDP: frames %s" % (name, " ".join(stray)))
+if media and not (any(k[0] in inside for k in rtp) and any(k[0] not in inside for k in rtp)):
+    sys.exit("record.sh: %s: RTP does not flow both ways" % name)
+if not media and rtp:
+    sys.exit("record.sh: %s: RTP in a call without media" % name)
+' "$name" "$media" "$IN_V4 $IN_V6"
+}
+
 mkdir -p "$OUT"
 setup
 if wants base; then
@@ -381,11 +567,29 @@ if wants ftp; then
   "$PY" "$HERE/oracle.py" --config "$HERE/ftp-disabled.config.json" \
     --pcap "$OUT/ftp-passive-disabled.pcap" --out "$OUT/ftp-passive-disabled.expected.jsonl"
 fi
-# The demo is real/demo-traffic.pcap, the session of real/ftp-active.pcap and
-# attacks: rebuilt after recording into pcaps/real.
+if wants sip; then
+  make_sip_media
+  for name in udp tcp video reinvite cancel rejected ipv6; do
+    capture "sip-$name" "traffic_sip_$name"
+    case $name in
+      cancel|rejected) sip_check "sip-$name" no ;;
+      *) sip_check "sip-$name" yes ;;
+    esac
+    "$PY" "$HERE/oracle.py" --config "$HERE/sip.config.json" --pcap "$OUT/sip-$name.pcap" \
+      --out "$OUT/sip-$name.expected.jsonl"
+  done
+  # The control: the same UDP call judged with the module off.
+  cp "$OUT/sip-udp.pcap" "$OUT/sip-udp-disabled.pcap"
+  "$PY" "$HERE/oracle.py" --config "$HERE/sip-disabled.config.json" \
+    --pcap "$OUT/sip-udp-disabled.pcap" --out "$OUT/sip-udp-disabled.expected.jsonl"
+fi
+# The demo is real/demo-traffic.pcap, the session of real/ftp-active.pcap,
+# the call of real/sip-udp.pcap and attacks: rebuilt after recording any of
+# them into pcaps/real.
 if [ "$OUT" = "$HERE/real" ]; then
   "$PY" "$HERE/make_demo.py" --traffic "$OUT/demo-traffic.pcap" \
     --traffic-expected "$OUT/demo-traffic.expected.jsonl" \
-    --ftp "$OUT/ftp-active.pcap" --ftp-expected "$OUT/ftp-active.expected.jsonl" --out-dir "$HERE"
+    --ftp "$OUT/ftp-active.pcap" --ftp-expected "$OUT/ftp-active.expected.jsonl" \
+    --sip "$OUT/sip-udp.pcap" --sip-expected "$OUT/sip-udp.expected.jsonl" --out-dir "$HERE"
 fi
 echo "record.sh: done"

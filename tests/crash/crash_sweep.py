@@ -16,11 +16,11 @@ verdict streams joined must equal one uninterrupted run's, frame for frame:
   expected frame's "master" renamed the same way.
 
 Crash points: HF_CRASH_POINTS (--points, default 40) per capture, every
-frame of a capture that short. FTP captures (a "ftp" in the name) are
-crashed at every frame, up to HF_CRASH_POINTS_FTP (--ftp-points, default
-400; a sanitizer build may want fewer) or HF_CRASH_POINTS if more: what the FTP module keeps between
-frames is state no other module has, and a crash anywhere in it must be
-survived. A crash between a PASV/EPSV reply (or a PORT/EPRT) and the data
+frame of a capture that short. Layer-7 captures (FTP and SIP: "ftp" or
+"sip" in the name) are crashed at every frame, up to HF_CRASH_POINTS_L7
+(--l7-points, default 400; a sanitizer build may want fewer) or
+HF_CRASH_POINTS if more: what a layer-7 module keeps between frames is
+state no other module has, and a crash anywhere in it must be survived. A crash between a PASV/EPSV reply (or a PORT/EPRT) and the data
 SYN must keep the expectation, or the data connection is dropped after
 recovery; a crash in the middle of a control line split across segments,
 or with a segment held ahead of a gap, must keep the partial line and the
@@ -28,14 +28,22 @@ held bytes; a crash on the announcing segment itself must not open the
 expectation twice when the segment is sent again; a crash on the data SYN
 must not leave the expectation open for a second SYN; and a crash in the
 middle of a data transfer must keep the data connection and its master.
+SIP: a crash between the answer (200 with SDP) and the first RTP must keep
+the call's pinholes; a crash during media must keep the media connection
+linked to its call, so a BYE after recovery still closes it; a crash in a
+message split across TCP segments must keep the reader's partial message.
 
 The worker counts before and after the crash vary with N, including changes
-of count across the crash. A control run without --recover must differ from
-the uninterrupted run (its established connections' frames are dropped),
+of count across the crash (WORKER_PLANS). --workers N[,N...] (a capture's
+workers=... column in captures.txt) restricts both to the counts given:
+the plans whose counts are all allowed, then the other pairs of allowed
+counts; the uninterrupted and control runs use the smallest allowed count
+(1 by default). A control run without --recover must differ from the
+uninterrupted run (its established connections' frames are dropped),
 which shows the comparison can fail.
 
 usage: crash_sweep.py --replay BIN --ckptd BIN --pcaps DIR --capture REL --config REL
-                      [--points N] [--ftp-points N]
+                      [--points N] [--l7-points N] [--workers N[,N...]]
 """
 
 import argparse
@@ -52,13 +60,25 @@ import time
 WORKER_PLANS = [(1, 1), (1, 3), (2, 1), (3, 2), (2, 2)]
 
 
+def worker_plans(allowed):
+    """WORKER_PLANS restricted to the allowed worker counts (None: all):
+    the plans with both counts allowed, then every other (before, after)
+    pair of allowed counts, so a change of count across the crash stays
+    covered when two or more counts are allowed."""
+    if allowed is None:
+        return list(WORKER_PLANS)
+    plans = [p for p in WORKER_PLANS if p[0] in allowed and p[1] in allowed]
+    plans += [(b, a) for b in sorted(allowed) for a in sorted(allowed) if (b, a) not in plans]
+    return plans
+
+
 def read_verdicts(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 # Crash points for an FTP capture: every frame, up to this many.
-FTP_POINTS = 400
+L7_POINTS = 400
 
 
 def crash_points(reference, limit):
@@ -162,9 +182,22 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--points", type=int,
                     default=int(os.environ.get("HF_CRASH_POINTS", "40")))
-    ap.add_argument("--ftp-points", type=int,
-                    default=int(os.environ.get("HF_CRASH_POINTS_FTP", str(FTP_POINTS))))
+    ap.add_argument("--l7-points", type=int,
+                    default=int(os.environ.get("HF_CRASH_POINTS_L7", str(L7_POINTS))))
+    ap.add_argument("--workers", default=None,
+                    help="comma-separated worker counts allowed before and after the crash "
+                         "(default: those of WORKER_PLANS)")
     args = ap.parse_args()
+    allowed = None
+    if args.workers is not None:
+        try:
+            allowed = {int(w) for w in args.workers.split(",")}
+        except ValueError:
+            allowed = set()
+        if not allowed or min(allowed) < 1:
+            ap.error("--workers %r: expected positive counts separated by commas" % args.workers)
+    plans = worker_plans(allowed)
+    single = str(min(allowed)) if allowed else "1"  # the uninterrupted and control runs
 
     work = tempfile.mkdtemp(prefix="hf-crash-")
     ckptd = None
@@ -179,7 +212,7 @@ def main():
         with open(config, "w") as f:
             json.dump(cfg, f)
 
-        proc, ref_path = run_replay(args, config, work, "reference", ["--workers", "1"])
+        proc, ref_path = run_replay(args, config, work, "reference", ["--workers", single])
         if proc.returncode != 0:
             sys.exit("uninterrupted run failed:\n" + proc.stderr)
         reference = read_verdicts(ref_path)
@@ -188,12 +221,13 @@ def main():
 
         failures = []
         limit = args.points
-        if "ftp" in os.path.basename(args.capture):
-            limit = max(limit, args.ftp_points)
+        name = os.path.basename(args.capture)
+        if "ftp" in name or "sip" in name:
+            limit = max(limit, args.l7_points)
         points = crash_points(reference, limit)
         control_done = False
         for k, n in enumerate(points):
-            before, after = WORKER_PLANS[k % len(WORKER_PLANS)]
+            before, after = plans[k % len(plans)]
             first, first_out = run_replay(args, config, work, "first",
                                           sock + ["--workers", str(before), "--crash-at", str(n)])
             if first.returncode != -signal.SIGKILL:
@@ -219,9 +253,9 @@ def main():
                     and any(r["conn"] == v["conn"] for r in reference[: n - 1])
                     for v in reference[n:]):
                 first, first_out = run_replay(args, config, work, "first",
-                                              sock + ["--workers", "1", "--crash-at", str(n)])
+                                              sock + ["--workers", single, "--crash-at", str(n)])
                 plain, plain_out = run_replay(args, config, work, "plain",
-                                              sock + ["--workers", "1", "--start-at", str(n)])
+                                              sock + ["--workers", single, "--start-at", str(n)])
                 joined = read_verdicts(first_out) + read_verdicts(plain_out)
                 if not compare(reference, joined, n):
                     failures.append("control: without --recover the run after a crash at %d "

@@ -5,8 +5,8 @@ exactly what their generators produce.
     generator_test.py --pcaps DIR
 
 Runs pcaps/gen_synthetic.py into a temporary directory and
-pcaps/make_demo.py from the committed real/demo-traffic.* and
-real/ftp-active.*, and requires
+pcaps/make_demo.py from the committed real/demo-traffic.*,
+real/ftp-active.* and real/sip-udp.*, and requires
 every file to be byte-identical to the committed one (and the synthetic
 directory to hold no file the generator does not write). The committed
 files were generated in another run, at another time: equal bytes show
@@ -59,6 +59,8 @@ def main():
                         "--traffic-expected", os.path.join(args.pcaps, "real", "demo-traffic.expected.jsonl"),
                         "--ftp", os.path.join(args.pcaps, "real", "ftp-active.pcap"),
                         "--ftp-expected", os.path.join(args.pcaps, "real", "ftp-active.expected.jsonl"),
+                        "--sip", os.path.join(args.pcaps, "real", "sip-udp.pcap"),
+                        "--sip-expected", os.path.join(args.pcaps, "real", "sip-udp.expected.jsonl"),
                         "--out-dir", demo], check=True, env=env)
         for f in ("demo.pcap", "demo.expected.jsonl"):
             if not filecmp.cmp(os.path.join(args.pcaps, f), os.path.join(demo, f), shallow=False):

@@ -3,16 +3,21 @@
 
     manifest_test.py --pcaps DIR --verdict-header dataplane/verdict.h
 
-Every .pcap under DIR is listed in captures.txt exactly once; every listed
-capture, its config and its expected file exist; the expected file has one
+Every .pcap under DIR is listed in captures.txt exactly once, each line
+"CAPTURE.pcap CONFIG" with an optional third column "workers=N[,N...]"
+(distinct worker counts from 1 to 64, the replay and crash tests' worker
+counts for that capture); every listed capture, its config and its
+expected file exist; the expected file has one
 line per frame, numbered 1..N in order; every reason is one the firewall
 defines (dataplane/verdict.h), with the pass/drop that the header gives it;
 connection IDs are 0 exactly for the reasons that name no connection
 (layer 2, untracked, malformed) and otherwise carry epoch 1; connections
 are numbered 1, 2, ... in the order their new_connection and expected
 lines come, and no line names a connection before it was opened. An
-expected line (an FTP data connection admitted by its control connection)
-carries "master", a connection opened before it; no other line does.
+expected line (an FTP data connection or a SIP media flow) carries
+"master", a connection opened before it (its control or signalling
+connection); no other line does. A sip_malformed line names the signalling
+connection the message was dropped from.
 """
 
 import argparse
@@ -27,7 +32,27 @@ NO_CONNECTION = {"untracked", "arp", "non_ip", "ipv6_nd", "arp_denied", "non_ip_
                  "tcp_mid_stream", "icmp_error_unrelated", "frag_without_first"}
 # Reasons whose packets always belong to one.
 CONNECTION = {"new_connection", "expected", "established", "related", "fragment", "tcp_invalid_state",
-              "tcp_out_of_window", "tcp_rst_out_of_window", "tcp_bad_synack"}
+              "tcp_out_of_window", "tcp_rst_out_of_window", "tcp_bad_synack", "sip_malformed"}
+
+
+MAX_WORKERS = 64  # kMaxWorkers, dataplane/steering.h
+
+
+def workers_problem(column):
+    """What is wrong with a captures.txt third column (None if nothing):
+    "workers=" and distinct worker counts from 1 to MAX_WORKERS, separated
+    by commas."""
+    if not column.startswith("workers="):
+        return "third column %r: expected workers=N[,N...]" % column
+    counts = column[len("workers="):].split(",")
+    if not all(re.fullmatch(r"[1-9][0-9]*", c) for c in counts):
+        return "%s: expected workers=N[,N...] with positive counts" % column
+    counts = [int(c) for c in counts]
+    if max(counts) > MAX_WORKERS:
+        return "%s: at most %d workers" % (column, MAX_WORKERS)
+    if len(set(counts)) != len(counts):
+        return "%s: a worker count listed twice" % column
+    return None
 
 
 def reasons_from_header(path):
@@ -54,8 +79,12 @@ def main():
             if not line:
                 continue
             fields = line.split()
-            if len(fields) != 2 or not fields[0].endswith(".pcap"):
-                problems.append("captures.txt:%d: expected \"CAPTURE.pcap CONFIG\"" % n)
+            if len(fields) not in (2, 3) or not fields[0].endswith(".pcap"):
+                problems.append("captures.txt:%d: expected \"CAPTURE.pcap CONFIG [workers=N[,N...]]\""
+                                % n)
+                continue
+            if len(fields) == 3 and workers_problem(fields[2]):
+                problems.append("captures.txt:%d: %s" % (n, workers_problem(fields[2])))
                 continue
             listed.append((fields[0], fields[1]))
 

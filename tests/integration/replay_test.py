@@ -4,8 +4,10 @@ with the capture's expected file, for several worker counts.
 
     replay_test.py --replay BIN --pcaps DIR --capture REL --config REL [--workers 1,2,3]
 
-REL paths are relative to DIR (pcaps/). The expected file is the capture's
-name with .pcap replaced by .expected.jsonl. Verdicts must match line by
+REL paths are relative to DIR (pcaps/). --workers is the list of worker
+counts (default 1,2,3; a capture's workers=... column in captures.txt
+restricts it, see tests/integration/meson.build). The expected file is the
+capture's name with .pcap replaced by .expected.jsonl. Verdicts must match line by
 line for every worker count (connection IDs follow capture order whatever
 the number of pipelines). On a mismatch the first differing frames are
 printed with their frame numbers (Wireshark's numbering) and the test
@@ -59,8 +61,15 @@ def main():
     ap.add_argument("--pcaps", required=True)
     ap.add_argument("--capture", required=True)
     ap.add_argument("--config", required=True)
-    ap.add_argument("--workers", default="1,2,3")
+    ap.add_argument("--workers", default="1,2,3",
+                    help="comma-separated worker counts (default 1,2,3)")
     args = ap.parse_args()
+    try:
+        counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        ap.error("--workers %r: expected positive counts separated by commas" % args.workers)
 
     capture = os.path.join(args.pcaps, args.capture)
     config = os.path.join(args.pcaps, args.config)
@@ -69,7 +78,7 @@ def main():
     failed = False
     shown = None  # the differences last printed
     with tempfile.TemporaryDirectory(prefix="holdfast-replay-test.") as tmp:
-        for workers in [int(w) for w in args.workers.split(",")]:
+        for workers in counts:
             out = os.path.join(tmp, "verdicts-%d.jsonl" % workers)
             cmd = [args.replay, "--config", config, "--pcap", capture, "--verdicts", out,
                    "--workers", str(workers), "--quiet"]
