@@ -133,6 +133,7 @@ struct SipSession {
   uint8_t reserved[7];
 };
 static_assert(std::is_trivially_copyable_v<SipSession>);
+static_assert(sizeof(SipSession) == 1096, "SIP session: checkpointed whole on every change");
 
 // A media connection admitted through one of a call's pinholes.
 struct SipMedia {
@@ -164,6 +165,7 @@ struct SipCall {
   static constexpr uint8_t kNoOffer = 0xff;
 };
 static_assert(std::is_trivially_copyable_v<SipCall>);
+static_assert(sizeof(SipCall) == 648, "SIP call: checkpointed whole on every change");
 
 // The signalling connection's addresses and ports, by Dir: what pinholes
 // are derived from.
