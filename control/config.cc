@@ -494,9 +494,9 @@ class Loader {
     const FtpSettings& f = cfg.pipeline.ftp;
     const SipSettings& sp = cfg.pipeline.sip;
     if (f.enabled && sp.enabled) {
-      for (uint8_t i = 0; i < sp.port_count; ++i) {
-        if (f.is_control_port(sp.ports[i])) {
-          error(path + "/sip/ports", "port " + std::to_string(sp.ports[i]) +
+      for (uint8_t i = 0; i < sp.ports.count; ++i) {
+        if (f.ports.contains(sp.ports.ports[i])) {
+          error(path + "/sip/ports", "port " + std::to_string(sp.ports.ports[i]) +
                                          " is also an FTP control port (modules.ftp.ports)");
         }
       }
@@ -517,7 +517,7 @@ class Loader {
       if (auto b = boolean(v.at("enabled"), path + "/enabled")) ftp.enabled = *b;
     }
     if (v.contains("ports")) {
-      port_list(v.at("ports"), path + "/ports", ftp.ports, FtpSettings::kMaxPorts, &ftp.port_count);
+      port_list(v.at("ports"), path + "/ports", &ftp.ports);
     }
     timeout(v, "expectation_timeout", path, &ftp.expectation_timeout_ms);
     if (v.contains("sessions_per_worker")) {
@@ -528,8 +528,8 @@ class Loader {
   }
 
   // A module's list of 1..max distinct ports.
-  void port_list(const json& ports, const std::string& p, uint16_t* out, size_t max,
-                 uint8_t* out_count) {
+  void port_list(const json& ports, const std::string& p, PortSet* out) {
+    const size_t max = PortSet::kMax;
     if (!ports.is_array()) {
       error(p, std::string("expected a list of port numbers, got ") + type_name(ports));
       return;
@@ -538,18 +538,18 @@ class Loader {
       error(p, "between 1 and " + std::to_string(max) + " ports");
       return;
     }
-    uint8_t n_out = 0;
+    PortSet set;
     for (size_t i = 0; i < ports.size(); ++i) {
       const std::string pi = p + "/" + std::to_string(i);
       auto n = count(ports[i], pi, 1, 65535);
       if (!n) continue;
-      if (std::find(out, out + n_out, static_cast<uint16_t>(*n)) != out + n_out) {
+      if (set.contains(static_cast<uint16_t>(*n))) {
         error(pi, "port " + std::to_string(*n) + " is listed twice");
         continue;
       }
-      out[n_out++] = static_cast<uint16_t>(*n);
+      set.ports[set.count++] = static_cast<uint16_t>(*n);
     }
-    *out_count = n_out;
+    *out = set;
   }
 
   void sip(const json& v, const std::string& path, SipSettings& sip) {
@@ -561,7 +561,7 @@ class Loader {
       if (auto b = boolean(v.at("enabled"), path + "/enabled")) sip.enabled = *b;
     }
     if (v.contains("ports")) {
-      port_list(v.at("ports"), path + "/ports", sip.ports, SipSettings::kMaxPorts, &sip.port_count);
+      port_list(v.at("ports"), path + "/ports", &sip.ports);
     }
     if (v.contains("media_ranges")) {
       const std::string p = path + "/media_ranges";

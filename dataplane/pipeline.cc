@@ -574,7 +574,7 @@ typename L7Pool<Slice>::Record* Pipeline::take_l7(L7Pool<Slice>& pool, ModuleId 
 }
 
 bool Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
-  if (settings_.ftp.enabled && c.l4 == ModuleId::tcp && settings_.ftp.is_control_port(p.dport)) {
+  if (settings_.ftp.enabled && c.l4 == ModuleId::tcp && settings_.ftp.ports.contains(p.dport)) {
     auto* r = take_l7(ftp_pool_, ModuleId::ftp, c, index);
     if (r == nullptr) {
       ++counters_.ftp.sessions_full;
@@ -587,7 +587,7 @@ bool Pipeline::bind_l7(Connection& c, uint32_t index, const ParsedPacket& p) {
     return false;
   }
   if (settings_.sip.enabled && (c.l4 == ModuleId::tcp || c.l4 == ModuleId::udp) &&
-      settings_.sip.is_signalling_port(p.dport)) {
+      settings_.sip.ports.contains(p.dport)) {
     auto* r = take_l7(sip_sessions_, ModuleId::sip, c, index);
     if (r == nullptr) {
       ++counters_.sip.sessions_full;

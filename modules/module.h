@@ -53,6 +53,21 @@ inline constexpr const char* module_name(ModuleId id) {
   return "none";
 }
 
+// The ports a layer-7 module follows (FTP control, SIP signalling): up to
+// kMax distinct ports, checked against a connection's first packet.
+struct PortSet {
+  static constexpr size_t kMax = 16;
+  uint16_t ports[kMax] = {};
+  uint8_t count = 0;
+
+  bool contains(uint16_t port) const {
+    for (uint8_t i = 0; i < count; ++i) {
+      if (ports[i] == port) return true;
+    }
+    return false;
+  }
+};
+
 // Direction of a packet relative to the connection: original is the
 // direction of the packet that opened it.
 enum class Dir : uint8_t { original = 0, reply = 1 };

@@ -43,18 +43,9 @@ namespace holdfast {
 
 struct FtpSettings {
   bool enabled = true;
-  static constexpr size_t kMaxPorts = 16;
-  uint16_t ports[kMaxPorts] = {21};
-  uint8_t port_count = 1;
+  PortSet ports{{21}, 1};  // control ports
   uint32_t expectation_timeout_ms = 60'000;
   uint32_t sessions = 1024;  // FTP control connections followed per worker
-
-  bool is_control_port(uint16_t port) const {
-    for (uint8_t i = 0; i < port_count; ++i) {
-      if (ports[i] == port) return true;
-    }
-    return false;
-  }
 };
 
 #define HOLDFAST_FTP_COUNTERS(X)                                                   \

@@ -58,9 +58,7 @@ namespace holdfast {
 
 struct SipSettings {
   bool enabled = true;
-  static constexpr size_t kMaxPorts = 16;
-  uint16_t ports[kMaxPorts] = {5060};
-  uint8_t port_count = 1;
+  PortSet ports{{5060}, 1};  // signalling ports
   static constexpr size_t kMaxRanges = 16;
   Cidr media_ranges[kMaxRanges];
   uint8_t range_count = 0;
@@ -70,12 +68,6 @@ struct SipSettings {
   uint32_t sessions = 1024;  // signalling connections followed per worker
   uint32_t calls = 4096;     // calls followed per worker
 
-  bool is_signalling_port(uint16_t port) const {
-    for (uint8_t i = 0; i < port_count; ++i) {
-      if (ports[i] == port) return true;
-    }
-    return false;
-  }
   bool in_media_range(const IpAddr& a) const {
     for (uint8_t i = 0; i < range_count; ++i) {
       if (media_ranges[i].contains(a)) return true;

@@ -685,16 +685,16 @@ TEST(Config, FtpSettings) {
   Config c = load_ok(R"("modules": {"ftp": {"enabled": false, "ports": [21, 2121],
                          "expectation_timeout": 30, "sessions_per_worker": 300}})");
   EXPECT_FALSE(c.pipeline.ftp.enabled);
-  EXPECT_EQ(c.pipeline.ftp.port_count, 2u);
-  EXPECT_TRUE(c.pipeline.ftp.is_control_port(2121));
-  EXPECT_FALSE(c.pipeline.ftp.is_control_port(22));
+  EXPECT_EQ(c.pipeline.ftp.ports.count, 2u);
+  EXPECT_TRUE(c.pipeline.ftp.ports.contains(2121));
+  EXPECT_FALSE(c.pipeline.ftp.ports.contains(22));
   EXPECT_EQ(c.pipeline.ftp.expectation_timeout_ms, 30'000u);
   EXPECT_EQ(c.pipeline.ftp.sessions, 300u);
   // Defaults: on, port 21.
   c = load_ok("");
   EXPECT_TRUE(c.pipeline.ftp.enabled);
-  EXPECT_TRUE(c.pipeline.ftp.is_control_port(21));
-  EXPECT_EQ(c.pipeline.ftp.port_count, 1u);
+  EXPECT_TRUE(c.pipeline.ftp.ports.contains(21));
+  EXPECT_EQ(c.pipeline.ftp.ports.count, 1u);
 
   EXPECT_TRUE(OnlyError(load(R"("modules": {"ftp": {"ports": []}})"), "/modules/ftp/ports",
                         "between 1 and 16 ports"));
@@ -719,9 +719,9 @@ TEST(Config, SipSettings) {
                          "sessions_per_worker": 100, "calls_per_worker": 400}})");
   const SipSettings& s = c.pipeline.sip;
   EXPECT_FALSE(s.enabled);
-  EXPECT_EQ(s.port_count, 2u);
-  EXPECT_TRUE(s.is_signalling_port(5080));
-  EXPECT_FALSE(s.is_signalling_port(5061));
+  EXPECT_EQ(s.ports.count, 2u);
+  EXPECT_TRUE(s.ports.contains(5080));
+  EXPECT_FALSE(s.ports.contains(5061));
   EXPECT_EQ(s.range_count, 2u);
   EXPECT_TRUE(s.in_media_range(*IpAddr::parse("203.0.113.99")));
   EXPECT_TRUE(s.in_media_range(*IpAddr::parse("2001:db8:5::1")));
@@ -733,7 +733,7 @@ TEST(Config, SipSettings) {
   // Defaults: on, port 5060, no media ranges, an hour, 32 calls a session.
   c = load_ok("");
   EXPECT_TRUE(c.pipeline.sip.enabled);
-  EXPECT_TRUE(c.pipeline.sip.is_signalling_port(5060));
+  EXPECT_TRUE(c.pipeline.sip.ports.contains(5060));
   EXPECT_EQ(c.pipeline.sip.range_count, 0u);
   EXPECT_EQ(c.pipeline.sip.call_timeout_ms, 3'600'000u);
   EXPECT_EQ(c.pipeline.sip.calls_per_session, 32u);
