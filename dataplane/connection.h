@@ -54,6 +54,13 @@ struct alignas(64) Connection {
   Dir dir_of(bool src_is_lo) const {
     return src_is_lo == ((flags & kOriginIsLo) != 0) ? Dir::original : Dir::reply;
   }
+  // The source address and port of packets travelling in direction d.
+  const IpAddr& addr(Dir d) const {
+    return ((flags & kOriginIsLo) != 0) == (d == Dir::original) ? key.lo : key.hi;
+  }
+  uint16_t port(Dir d) const {
+    return ((flags & kOriginIsLo) != 0) == (d == Dir::original) ? key.lo_port : key.hi_port;
+  }
 
   template <typename Slice>
   Slice& slice() {

@@ -129,10 +129,7 @@ class Pipeline::Expector final : public SipHost {
     Connection& c = pipeline_.flows_->at(m.position);
     if (c.id != m.id || (c.flags & Connection::kClosed)) return false;
     c.flags |= Connection::kClosed;
-    if (pipeline_.checkpointed(m.position)) {
-      pipeline_.ckpt_->erase(static_cast<uint8_t>(c.l4), m.position);
-      pipeline_.ckpt_->erase(ckpt::kBaseModule, m.position);
-    }
+    pipeline_.forget_checkpoint(c, m.position);
     return true;
   }
 
@@ -544,9 +541,8 @@ void Pipeline::clean_expectations(uint32_t budget) {
 
 SipSignalling Pipeline::signalling_of(const Connection& c) {
   SipSignalling s;
-  const bool origin_lo = c.flags & Connection::kOriginIsLo;
-  s.addr[0] = origin_lo ? c.key.lo : c.key.hi;
-  s.addr[1] = origin_lo ? c.key.hi : c.key.lo;
+  s.addr[0] = c.addr(Dir::original);
+  s.addr[1] = c.addr(Dir::reply);
   s.side[0] = c.origin_side();
   s.side[1] = other_side(c.origin_side());
   s.zone = c.key.zone;
@@ -717,11 +713,14 @@ void Pipeline::expire(uint32_t index) {
   Connection& c = flows_->at(index);
   ++counters_.expired[slot(c.l4)];
   release_l7(c);
-  if (checkpointed(index)) {
-    ckpt_->erase(static_cast<uint8_t>(c.l4), index);
-    ckpt_->erase(ckpt::kBaseModule, index);
-  }
+  forget_checkpoint(c, index);
   flows_->erase(index);
+}
+
+void Pipeline::forget_checkpoint(const Connection& c, uint32_t index) {
+  if (!checkpointed(index)) return;
+  ckpt_->erase(static_cast<uint8_t>(c.l4), index);
+  ckpt_->erase(ckpt::kBaseModule, index);
 }
 
 int32_t Pipeline::restore(const FlowKey& key, uint64_t id, ModuleId l4, uint8_t flags,
@@ -835,10 +834,9 @@ uint32_t Pipeline::relink_sip_media() {
     const Connection& c = flows_->at(index);
     const Connection& m = flows_->at(masters.at(c.master_id));
     const SipSession& session = sip_sessions_[m.l7_index].slice;
-    const bool origin_lo = c.flags & Connection::kOriginIsLo;
-    const ExpectationKey opened = make_expectation_key(
-        origin_lo ? c.key.lo : c.key.hi, origin_lo ? c.key.hi : c.key.lo,
-        origin_lo ? c.key.hi_port : c.key.lo_port, kProtoUdp, c.key.zone, c.origin_side());
+    const ExpectationKey opened =
+        make_expectation_key(c.addr(Dir::original), c.addr(Dir::reply), c.port(Dir::reply),
+                             kProtoUdp, c.key.zone, c.origin_side());
     const SipSignalling sig = signalling_of(m);
     for (uint8_t k = 0; k < session.call_count; ++k) {
       SipCall& call = sip_calls_[session.calls[k]].slice;
@@ -867,17 +865,16 @@ void Pipeline::admits(const uint32_t* positions, uint32_t n, bool* allowed) cons
     const uint32_t k = std::min(n - done, Policy::kMaxBulk);
     for (uint32_t i = 0; i < k; ++i) {
       const Connection& c = flows_->at(positions[done + i]);
-      const bool origin_lo = c.flags & Connection::kOriginIsLo;
       ParsedPacket& p = packets[i];
       p.kind = FrameKind::ip;
       p.ip_version = c.key.lo.is_v4() ? 4 : 6;
       p.proto = c.key.proto;
       p.zone = c.key.zone;
       p.side = c.origin_side();
-      p.src = origin_lo ? c.key.lo : c.key.hi;
-      p.dst = origin_lo ? c.key.hi : c.key.lo;
-      p.sport = origin_lo ? c.key.lo_port : c.key.hi_port;
-      p.dport = origin_lo ? c.key.hi_port : c.key.lo_port;
+      p.src = c.addr(Dir::original);
+      p.dst = c.addr(Dir::reply);
+      p.sport = c.port(Dir::original);
+      p.dport = c.port(Dir::reply);
       ptrs[i] = &p;
     }
     policy_->classify_bulk(ptrs, k, matches);

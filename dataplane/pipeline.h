@@ -315,6 +315,8 @@ class Pipeline {
   // refers to. Returns whether anything was freed.
   bool reclaim(uint32_t budget, const int32_t* pending, uint16_t pending_count);
   void expire(uint32_t index);
+  // Erases a connection's base and layer-4 slots (expired, or closed).
+  void forget_checkpoint(const Connection& c, uint32_t index);
 
   PipelineSettings settings_;
   const Policy* policy_ = nullptr;

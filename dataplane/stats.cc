@@ -14,10 +14,9 @@ namespace {
 
 // "client -> server" of a connection: the opener first.
 json describe(const Connection& c) {
-  const bool lo = c.flags & Connection::kOriginIsLo;
   return {{"id", c.id},
-          {"client", lo ? c.key.lo.to_string(c.key.lo_port) : c.key.hi.to_string(c.key.hi_port)},
-          {"server", lo ? c.key.hi.to_string(c.key.hi_port) : c.key.lo.to_string(c.key.lo_port)}};
+          {"client", c.addr(Dir::original).to_string(c.port(Dir::original))},
+          {"server", c.addr(Dir::reply).to_string(c.port(Dir::reply))}};
 }
 
 // At most this many FTP sessions and SIP calls are listed (the counters
