@@ -41,7 +41,11 @@ nlohmann::json StoredConnection::to_json(uint64_t now_ms) const {
     j["l7"] = module_name(l7);
     j["calls"] = nlohmann::json::array();
     for (const Call& c : calls) {
-      j["calls"].push_back({{"call_id", c.call_id}, {"state", c.state}, {"media", c.media}});
+      j["calls"].push_back(
+          {{"call_id", c.call_id},
+           {"state", c.state},
+           {"media", c.media},
+           {"age_s", now_ms / 1000 >= c.started_s ? now_ms / 1000 - c.started_s : 0}});
     }
   }
   return j;
@@ -151,7 +155,7 @@ StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& 
     each_record.operator()<SipCall>(kSipCallModule, [](StoredConnection& c, const SipCall& call) {
       if (c.l7 != ModuleId::sip) return false;
       c.calls.push_back({std::string(call.call_id, call.call_id_len), SipModule::state_name(call),
-                         call.media_count});
+                         call.media_count, call.started_s});
       return true;
     });
   }

@@ -33,6 +33,7 @@ struct StoredConnection {
     std::string call_id;
     std::string state;
     uint32_t media = 0;  // media connections recorded in the call
+    uint32_t started_s = 0;
   };
   std::vector<Call> calls;  // sip
 

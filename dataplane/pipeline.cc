@@ -546,7 +546,6 @@ SipSignalling Pipeline::signalling_of(const Connection& c) {
   s.side[0] = c.origin_side();
   s.side[1] = other_side(c.origin_side());
   s.zone = c.key.zone;
-  s.proto = c.key.proto;
   return s;
 }
 

@@ -45,6 +45,7 @@ void list_calls(const Pipeline& p, const Connection& conn, json* calls) {
                       {"server", d["server"]},
                       {"call_id", std::string(call.call_id, call.call_id_len)},
                       {"state", SipModule::state_name(call)},
+                      {"started_s", call.started_s},
                       {"media", media}});
   }
 }

@@ -165,7 +165,6 @@ struct SipSignalling {
   IpAddr addr[2];  // source address of each direction's packets
   Side side[2];    // the port each direction's packets arrive on
   uint8_t zone;
-  uint8_t proto;  // kProtoUdp or kProtoTcp
 };
 
 // What the SIP module needs of the pipeline besides expectations: the

@@ -11,6 +11,7 @@
 
 #include "dataplane/parser.h"
 #include "dataplane/pipeline.h"
+#include "dataplane/stats.h"
 #include "dataplane/steering.h"
 #include "tests/support/packet_builder.h"
 #include "tests/support/sip_messages.h"
@@ -175,6 +176,15 @@ TEST_F(SipPipelineTest, AnsweredCallAdmitsRtpAndRtcpBothWays) {
   // Anything else is still policy's.
   EXPECT_EQ(rtp(kCallee, 30000, kCaller, 20002).reason, Reason::default_deny);
   EXPECT_EQ(rtp(kGateway, 30000, kCaller, 20000).reason, Reason::default_deny);
+  // The statistics list the call with its media connections.
+  const auto stats = pipeline_stats({pipe.get()});
+  ASSERT_EQ(stats["sip"]["open_calls"].size(), 1u);
+  const auto& call = stats["sip"]["open_calls"][0];
+  EXPECT_EQ(call["call_id"], "call-1@10.0.0.10");
+  EXPECT_EQ(call["state"], "confirmed");
+  EXPECT_EQ(call["signalling"], signalling_id);
+  EXPECT_EQ(call["started_s"], kT0 / 1000);
+  EXPECT_EQ(call["media"].size(), 2u);
 }
 
 TEST_F(SipPipelineTest, AnOfferAloneOpensNothing) {
