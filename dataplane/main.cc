@@ -115,6 +115,7 @@ struct Runtime {
   std::unique_ptr<holdfast::Policy> policy;
   holdfast::WorkerShared shared;
   std::vector<holdfast::ConnIdSource> ids;
+  std::unique_ptr<holdfast::PinholeMail> mail;  // with more than one worker
   std::vector<std::unique_ptr<holdfast::Worker>> workers;
   bool ports_started = false;
   std::unique_ptr<holdfast::ckpt::Client> client;
@@ -197,6 +198,17 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
     rt.ids[w].next = w + 1;
     rt.ids[w].stride = nworkers;
   }
+  if (nworkers > 1) {
+    std::vector<int> sockets;
+    for (uint32_t w = 0; w < nworkers; ++w) {
+      sockets.push_back(static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
+    }
+    rt.mail = holdfast::PinholeMail::create(sockets, &error);
+    if (!rt.mail) {
+      log(LogLevel::error, "workers", "%s", error.c_str());
+      return false;
+    }
+  }
   for (uint32_t w = 0; w < nworkers; ++w) {
     const int socket = static_cast<int>(rte_lcore_to_socket_id(lcores[w]));
     auto pipeline =
@@ -205,7 +217,7 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
       return false;
     }
-    pipeline->set_steering(w, nworkers);
+    pipeline->set_steering(w, nworkers, rt.mail.get());
     auto worker = std::make_unique<holdfast::Worker>(w, &rt.shared, std::move(pipeline));
     if (!worker->init(socket, &error)) {
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
