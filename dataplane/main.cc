@@ -170,6 +170,10 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
     log(LogLevel::error, "ports", "%s", error.c_str());
     return false;
   }
+  if (const uint64_t stale = holdfast::discard_received(rt.shared.ports)) {
+    log(LogLevel::info, "ports", "discarded %llu frames received while the ports came up",
+        static_cast<unsigned long long>(stale));
+  }
   rt.shared.port_index.fill(-1);
   for (size_t i = 0; i < rt.shared.ports.size(); ++i) {
     rt.shared.port_index[rt.shared.ports[i].port_id] = static_cast<int16_t>(i);
