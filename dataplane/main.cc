@@ -411,17 +411,21 @@ int serve(const holdfast::Config& config, const AppOptions& options) {
   log(LogLevel::info, "dataplane", "forwarding with %zu worker%s (%zu rules, default %s)",
       lcores.size(), lcores.size() == 1 ? "" : "s", config.rules.size(),
       config.default_action == holdfast::Action::allow ? "allow" : "deny");
-  std::thread control([&rt] { control_loop(rt); });
   if (on_main) {
+    std::thread control([&rt] { control_loop(rt); });
     rt.workers[0]->run();
+    g_stop.store(true);
+    control.join();
   } else {
     for (size_t w = 0; w < lcores.size(); ++w) {
       rte_eal_remote_launch(worker_entry, rt.workers[w].get(), lcores[w]);
     }
+    // The main lcore runs the control loop, which sleeps, until a signal
+    // stops everything: rte_eal_mp_wait_lcore() alone would spin a core
+    // that a worker may share.
+    control_loop(rt);
     rte_eal_mp_wait_lcore();
   }
-  g_stop.store(true);
-  control.join();
   log(LogLevel::info, "dataplane", "stopped");
   print_final_stats(rt);
   return 0;
