@@ -349,12 +349,21 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
         ++report.restored_l7[module_name(ModuleId::sip)];
         return nullptr;
       });
+  // Pinholes whose address pair another worker owns, and their closing
+  // when a call's connection is dropped, go to that worker as mail
+  // (dataplane/pinhole_mail.h): delivered after every call, so that no
+  // ring fills.
+  auto deliver_mail = [&] {
+    for (Pipeline* p : pipelines) p->read_mail();
+  };
   // Calls after their sessions: each joins the session of its signalling
   // connection.
   each_l7.operator()<SipCall>(
       kSipCallModule, [&](const L7Record<SipCall>& r, uint32_t nw, uint32_t pos) -> const char* {
         if (!SipModule::valid(r.slice)) return "invalid_slice";
-        if (const char* why = pipelines[nw]->restore_sip_call(pos, r.slice)) return why;
+        const char* why = pipelines[nw]->restore_sip_call(pos, r.slice);
+        deliver_mail();
+        if (why != nullptr) return why;
         ++report.sip_calls;
         return nullptr;
       });
@@ -382,6 +391,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
         const ModuleId l7 = pipelines[nw]->flows().at(pos).l7;
         if (l7 != ModuleId::none) --report.restored_l7[module_name(l7)];
         pipelines[nw]->drop_restored(pos);
+        deliver_mail();
       }
     }
   }
@@ -413,10 +423,11 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
       --report.restored[module_name(c.l4)];
       if (c.l7 != ModuleId::none) --report.restored_l7[module_name(c.l7)];
       pipelines[nw]->drop_restored(pos);
+      deliver_mail();
     }
   }
   // Media connections join the calls whose pinholes admitted them.
-  for (Pipeline* p : pipelines) report.sip_media_linked += p->relink_sip_media();
+  report.sip_media_linked += Pipeline::relink_sip_media(pipelines);
   report.phase_ms["check"] = ms_since(phase);
 
   // Fragment records: what later fragments of a datagram in flight are told.

@@ -22,8 +22,9 @@
 // always lands on its master's worker: its addresses are the control
 // connection's (the module refuses any other address as an FTP bounce) and
 // workers own address pairs (dataplane/steering.h). SIP media may use
-// other addresses (modules.sip.media_ranges); an expectation whose address
-// pair another worker owns is refused (Result::foreign).
+// other addresses (modules.sip.media_ranges): an expectation whose address
+// pair another worker owns is posted to that worker
+// (dataplane/pinhole_mail.h) and kept in its table with a remote master.
 #pragma once
 
 #include <cstdint>
@@ -69,14 +70,18 @@ inline bool operator==(const ExpectationKey& a, const ExpectationKey& b) {
 
 struct Expectation {
   ExpectationKey key;
-  uint64_t master_id;   // 0: the entry is free
-  uint32_t master_pos;  // the master's position in the worker's flow table
-  uint32_t expires_ms;  // clock of expiry, milliseconds mod 2^32
-  ModuleId module;      // the module that opened it
-  uint8_t persistent;   // 1: not consumed by the connections it admits
-  uint16_t cookie;      // the module's tag (SIP: the call's record index)
-  uint8_t reserved[4];
+  uint64_t master_id;     // 0: the entry is free
+  uint32_t master_pos;    // the master's position in the worker's flow table
+  uint32_t expires_ms;    // clock of expiry, milliseconds mod 2^32
+  ModuleId module;        // the module that opened it
+  uint8_t persistent;     // 1: not consumed by the connections it admits
+  uint16_t cookie;        // the module's tag (SIP: the call's record index)
+  uint8_t master_worker;  // the worker the master lives on
+  uint8_t reserved[3];
+  // master_pos of an expectation whose master lives on another worker.
+  static constexpr uint32_t kRemoteMaster = UINT32_MAX;
   bool in_use() const { return master_id != 0; }
+  bool remote() const { return master_pos == kRemoteMaster; }
 };
 static_assert(sizeof(Expectation) == 72);
 
@@ -91,7 +96,7 @@ class ExpectationHost {
     opened,      // opened, or an expectation of this master refreshed
     table_full,  // no room in the table
     in_use,      // another master (or another cookie) expects the same connection
-    foreign,     // another worker owns the key's address pair
+    foreign,     // another worker owns the key's address pair and cannot be told
   };
   virtual ~ExpectationHost() = default;
   virtual Result open_expectation(const ExpectationKey& key, uint32_t expires_ms,

@@ -115,6 +115,7 @@ struct Runtime {
   std::unique_ptr<holdfast::Policy> policy;
   holdfast::WorkerShared shared;
   std::vector<holdfast::ConnIdSource> ids;
+  std::unique_ptr<holdfast::PinholeMail> mail;  // with more than one worker
   std::vector<std::unique_ptr<holdfast::Worker>> workers;
   bool ports_started = false;
   std::unique_ptr<holdfast::ckpt::Client> client;
@@ -169,6 +170,10 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
     log(LogLevel::error, "ports", "%s", error.c_str());
     return false;
   }
+  if (const uint64_t stale = holdfast::discard_received(rt.shared.ports)) {
+    log(LogLevel::info, "ports", "discarded %llu frames received while the ports came up",
+        static_cast<unsigned long long>(stale));
+  }
   rt.shared.port_index.fill(-1);
   for (size_t i = 0; i < rt.shared.ports.size(); ++i) {
     rt.shared.port_index[rt.shared.ports[i].port_id] = static_cast<int16_t>(i);
@@ -197,6 +202,17 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
     rt.ids[w].next = w + 1;
     rt.ids[w].stride = nworkers;
   }
+  if (nworkers > 1) {
+    std::vector<int> sockets;
+    for (uint32_t w = 0; w < nworkers; ++w) {
+      sockets.push_back(static_cast<int>(rte_lcore_to_socket_id(lcores[w])));
+    }
+    rt.mail = holdfast::PinholeMail::create(sockets, &error);
+    if (!rt.mail) {
+      log(LogLevel::error, "workers", "%s", error.c_str());
+      return false;
+    }
+  }
   for (uint32_t w = 0; w < nworkers; ++w) {
     const int socket = static_cast<int>(rte_lcore_to_socket_id(lcores[w]));
     auto pipeline =
@@ -205,7 +221,7 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
       return false;
     }
-    pipeline->set_steering(w, nworkers);
+    pipeline->set_steering(w, nworkers, rt.mail.get());
     auto worker = std::make_unique<holdfast::Worker>(w, &rt.shared, std::move(pipeline));
     if (!worker->init(socket, &error)) {
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
@@ -395,17 +411,21 @@ int serve(const holdfast::Config& config, const AppOptions& options) {
   log(LogLevel::info, "dataplane", "forwarding with %zu worker%s (%zu rules, default %s)",
       lcores.size(), lcores.size() == 1 ? "" : "s", config.rules.size(),
       config.default_action == holdfast::Action::allow ? "allow" : "deny");
-  std::thread control([&rt] { control_loop(rt); });
   if (on_main) {
+    std::thread control([&rt] { control_loop(rt); });
     rt.workers[0]->run();
+    g_stop.store(true);
+    control.join();
   } else {
     for (size_t w = 0; w < lcores.size(); ++w) {
       rte_eal_remote_launch(worker_entry, rt.workers[w].get(), lcores[w]);
     }
+    // The main lcore runs the control loop, which sleeps, until a signal
+    // stops everything: rte_eal_mp_wait_lcore() alone would spin a core
+    // that a worker may share.
+    control_loop(rt);
     rte_eal_mp_wait_lcore();
   }
-  g_stop.store(true);
-  control.join();
   log(LogLevel::info, "dataplane", "stopped");
   print_final_stats(rt);
   return 0;

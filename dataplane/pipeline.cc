@@ -63,43 +63,37 @@ class Pipeline::Expector final : public SipHost {
 
   Result open_expectation(const ExpectationKey& key, uint32_t expires_ms,
                           uint16_t cookie) override {
-    if (pipeline_.workers_ > 1 && worker_for_hash(address_pair_hash(key.src, key.dst),
-                                                  pipeline_.workers_) != pipeline_.worker_) {
-      return Result::foreign;
-    }
-    ExpectationTable& t = *pipeline_.expectations_;
-    int32_t pos = t.lookup(key);
-    if (pos >= 0) {
-      // Ours (a renewed lease), or another master's that has expired.
-      const Expectation& e = t.at(static_cast<uint32_t>(pos));
-      if ((e.master_id != master_id_ || e.cookie != cookie) && !pipeline_.expectation_expired(e)) {
-        return Result::in_use;
-      }
-    } else {
-      pos = t.insert(key);
-      if (pos < 0) {
-        pipeline_.clean_expectations(t.capacity());
-        pos = t.insert(key);
-        if (pos < 0) return Result::table_full;
-      }
-    }
-    Expectation& e = t.at(static_cast<uint32_t>(pos));
+    Expectation e{};
+    e.key = key;
     e.master_id = master_id_;
     e.master_pos = master_pos_;
     e.expires_ms = expires_ms;
     e.module = module_;
     e.persistent = module_ == ModuleId::sip;
     e.cookie = cookie;
-    std::memset(e.reserved, 0, sizeof e.reserved);
-    return Result::opened;
+    e.master_worker = static_cast<uint8_t>(pipeline_.worker_);
+    const uint32_t owner = pipeline_.owner_of(key);
+    if (owner == pipeline_.worker_) return pipeline_.put_expectation(e);
+    if (pipeline_.mail_ == nullptr) return Result::foreign;
+    PinholeMessage m{};
+    m.kind = PinholeMessage::Kind::open;
+    m.cookie = cookie;
+    m.expires_ms = expires_ms;
+    m.master_id = master_id_;
+    m.key = key;
+    return pipeline_.post(owner, m) ? Result::opened : Result::foreign;
   }
 
   void close_expectation(const ExpectationKey& key, uint16_t cookie) override {
-    ExpectationTable& t = *pipeline_.expectations_;
-    const int32_t pos = t.lookup(key);
-    if (pos < 0) return;
-    const Expectation& e = t.at(static_cast<uint32_t>(pos));
-    if (e.master_id == master_id_ && e.cookie == cookie) t.erase(static_cast<uint32_t>(pos));
+    const uint32_t owner = pipeline_.owner_of(key);
+    if (owner == pipeline_.worker_) return pipeline_.erase_expectation(key, master_id_, cookie);
+    if (pipeline_.mail_ == nullptr) return;
+    PinholeMessage m{};
+    m.kind = PinholeMessage::Kind::close;
+    m.cookie = cookie;
+    m.master_id = master_id_;
+    m.key = key;
+    pipeline_.post(owner, m);
   }
 
   SipCall* call(uint16_t index) override { return &pipeline_.sip_calls_[index].slice; }
@@ -125,12 +119,14 @@ class Pipeline::Expector final : public SipHost {
   void put_call(uint16_t index) override { pipeline_.put_sip_call(index); }
 
   bool close_media(const SipMedia& m) override {
-    if (m.position >= pipeline_.flows_->capacity()) return false;
-    Connection& c = pipeline_.flows_->at(m.position);
-    if (c.id != m.id || (c.flags & Connection::kClosed)) return false;
-    c.flags |= Connection::kClosed;
-    pipeline_.forget_checkpoint(c, m.position);
-    return true;
+    if (m.worker == pipeline_.worker_) return pipeline_.close_connection(m.id, m.position);
+    if (pipeline_.mail_ == nullptr || m.worker >= pipeline_.workers_) return false;
+    PinholeMessage msg{};
+    msg.kind = PinholeMessage::Kind::close_media;
+    msg.master_id = master_id_;
+    msg.media_id = m.id;
+    msg.media_pos = m.position;
+    return pipeline_.post(m.worker, msg);
   }
 
  private:
@@ -140,6 +136,112 @@ class Pipeline::Expector final : public SipHost {
   ModuleId module_;
   uint16_t l7_index_;
 };
+
+ExpectationHost::Result Pipeline::put_expectation(const Expectation& e) {
+  ExpectationTable& t = *expectations_;
+  int32_t pos = t.lookup(e.key);
+  if (pos >= 0) {
+    // Ours (a renewed lease), or another master's that has expired.
+    const Expectation& old = t.at(static_cast<uint32_t>(pos));
+    if ((old.master_id != e.master_id || old.cookie != e.cookie) && !expectation_expired(old)) {
+      return ExpectationHost::Result::in_use;
+    }
+  } else {
+    pos = t.insert(e.key);
+    if (pos < 0) {
+      clean_expectations(t.capacity());
+      pos = t.insert(e.key);
+      if (pos < 0) return ExpectationHost::Result::table_full;
+    }
+  }
+  t.at(static_cast<uint32_t>(pos)) = e;
+  return ExpectationHost::Result::opened;
+}
+
+void Pipeline::erase_expectation(const ExpectationKey& key, uint64_t master_id, uint16_t cookie) {
+  const int32_t pos = expectations_->lookup(key);
+  if (pos < 0) return;
+  const Expectation& e = expectations_->at(static_cast<uint32_t>(pos));
+  if (e.master_id == master_id && e.cookie == cookie)
+    expectations_->erase(static_cast<uint32_t>(pos));
+}
+
+bool Pipeline::close_connection(uint64_t id, uint32_t position) {
+  if (position >= flows_->capacity()) return false;
+  Connection& c = flows_->at(position);
+  if (c.id != id || (c.flags & Connection::kClosed)) return false;
+  c.flags |= Connection::kClosed;
+  forget_checkpoint(c, position);
+  return true;
+}
+
+uint32_t Pipeline::owner_of(const ExpectationKey& key) const {
+  if (workers_ <= 1) return worker_;
+  return worker_for_hash(address_pair_hash(key.src, key.dst), workers_);
+}
+
+bool Pipeline::post(uint32_t to, PinholeMessage m) {
+  m.from = static_cast<uint8_t>(worker_);
+  if (mail_->post(to, m)) {
+    ++counters_.sip.mail_sent;
+    return true;
+  }
+  ++counters_.sip.mail_lost;
+  return false;
+}
+
+SipCall* Pipeline::live_call(uint64_t master_id, uint16_t index) {
+  if (index >= sip_calls_.capacity()) return nullptr;
+  const auto& r = sip_calls_[index];
+  if (r.position >= flows_->capacity()) return nullptr;
+  const Connection& m = flows_->at(r.position);
+  if (m.id != master_id || m.l7 != ModuleId::sip || r.slice.session != m.l7_index) return nullptr;
+  const SipSession& session = sip_sessions_[m.l7_index].slice;
+  for (uint8_t k = 0; k < session.call_count; ++k) {
+    if (session.calls[k] == index) return &sip_calls_[index].slice;
+  }
+  return nullptr;
+}
+
+void Pipeline::read_mail() {
+  if (mail_ == nullptr) return;
+  PinholeMessage messages[32];
+  uint32_t n;
+  while ((n = mail_->receive(worker_, messages, 32)) != 0) {
+    for (uint32_t i = 0; i < n; ++i) {
+      const PinholeMessage& m = messages[i];
+      switch (m.kind) {
+        case PinholeMessage::Kind::open: {
+          Expectation e{};
+          e.key = m.key;
+          e.master_id = m.master_id;
+          e.master_pos = Expectation::kRemoteMaster;
+          e.expires_ms = m.expires_ms;
+          e.module = ModuleId::sip;
+          e.persistent = 1;
+          e.cookie = m.cookie;
+          e.master_worker = m.from;
+          const auto r = put_expectation(e);
+          if (r == ExpectationHost::Result::in_use) ++counters_.sip.refused_in_use;
+          if (r == ExpectationHost::Result::table_full) ++counters_.sip.refused_table_full;
+          break;
+        }
+        case PinholeMessage::Kind::close:
+          erase_expectation(m.key, m.master_id, m.cookie);
+          break;
+        case PinholeMessage::Kind::media_opened:
+          if (SipCall* call = live_call(m.master_id, m.cookie)) {
+            SipModule::media_opened(*call, m.media_id, m.media_pos, m.from);
+            put_sip_call(m.cookie);
+          }
+          break;
+        case PinholeMessage::Kind::close_media:
+          close_connection(m.media_id, m.media_pos);
+          break;
+      }
+    }
+  }
+}
 
 uint32_t Pipeline::expectation_capacity(const PipelineSettings& settings) {
   const uint64_t n =
@@ -497,6 +599,8 @@ int32_t Pipeline::find_expectation(const ParsedPacket& p) const {
   if (expectation_expired(e)) return -1;
   // A master that has idled out is gone, whether or not the cleaner has
   // removed it (and its expectations) yet: verdicts never depend on that.
+  // A master on another worker closes its expectations when it goes.
+  if (e.remote()) return pos;
   const Connection& m = flows_->at(e.master_pos);
   if (m.id != e.master_id || expired(m)) return -1;
   return pos;
@@ -518,6 +622,18 @@ void Pipeline::settle_expectation(const Expectation& e, uint64_t id, uint32_t po
   // it (recovery re-opens it until it expires), never a used expectation
   // without its connection, which would make the retransmitted SYN meet the
   // rules.
+  if (e.remote()) {
+    // The call lives on another worker: it learns by mail.
+    PinholeMessage m{};
+    m.kind = PinholeMessage::Kind::media_opened;
+    m.cookie = e.cookie;
+    m.master_id = e.master_id;
+    m.media_id = id;
+    m.media_pos = position;
+    m.key = e.key;
+    if (mail_ != nullptr && e.master_worker < workers_) post(e.master_worker, m);
+    return;
+  }
   Connection& m = flows_->at(e.master_pos);
   if (m.id != e.master_id || m.l7 != e.module) return;
   if (m.l7 == ModuleId::ftp) {
@@ -526,7 +642,7 @@ void Pipeline::settle_expectation(const Expectation& e, uint64_t id, uint32_t po
   } else if (m.l7 == ModuleId::sip && e.cookie < sip_calls_.capacity()) {
     SipCall& call = sip_calls_[e.cookie].slice;
     if (call.session != m.l7_index) return;
-    SipModule::media_opened(call, id, position);
+    SipModule::media_opened(call, id, position, worker_);
     put_sip_call(e.cookie);
   }
 }
@@ -795,30 +911,42 @@ const char* Pipeline::restore_sip_call(uint32_t position, const SipCall& call) {
   return nullptr;
 }
 
-uint32_t Pipeline::relink_sip_media() {
-  std::unordered_map<uint64_t, uint32_t> masters;  // SIP signalling connection ID -> position
-  flows_->for_each([&](uint32_t index, const Connection& c) {
-    if (c.l7 == ModuleId::sip) masters.emplace(c.id, index);
-  });
+uint32_t Pipeline::relink_sip_media(const std::vector<Pipeline*>& pipelines) {
+  // Where a connection is: its worker and its position there.
+  struct At {
+    uint32_t worker;
+    uint32_t position;
+  };
+  std::unordered_map<uint64_t, At> masters;  // SIP signalling connection ID -> where
+  for (uint32_t w = 0; w < pipelines.size(); ++w) {
+    pipelines[w]->flows_->for_each([&](uint32_t index, const Connection& c) {
+      if (c.l7 == ModuleId::sip) masters.emplace(c.id, At{w, index});
+    });
+  }
   if (masters.empty()) return 0;
-  std::unordered_map<uint64_t, uint32_t> media;  // restored media connection ID -> position
-  flows_->for_each([&](uint32_t index, const Connection& c) {
-    if (c.master_id != 0 && c.l4 == ModuleId::udp && masters.count(c.master_id) != 0) {
-      media.emplace(c.id, index);
-    }
-  });
+  std::unordered_map<uint64_t, At> media;  // restored media connection ID -> where
+  for (uint32_t w = 0; w < pipelines.size(); ++w) {
+    pipelines[w]->flows_->for_each([&](uint32_t index, const Connection& c) {
+      if (c.master_id != 0 && c.l4 == ModuleId::udp && masters.count(c.master_id) != 0) {
+        media.emplace(c.id, At{w, index});
+      }
+    });
+  }
   uint32_t linked = 0;
-  // First the media each call recorded (its positions are the old ones).
-  for (const auto& [id, position] : masters) {
-    const SipSession& session = sip_sessions_[flows_->at(position).l7_index].slice;
+  // First the media each call recorded (its positions are the old ones, and
+  // so may be its workers).
+  for (const auto& [id, at] : masters) {
+    Pipeline& p = *pipelines[at.worker];
+    const SipSession& session = p.sip_sessions_[p.flows_->at(at.position).l7_index].slice;
     for (uint8_t k = 0; k < session.call_count; ++k) {
-      SipCall& call = sip_calls_[session.calls[k]].slice;
+      SipCall& call = p.sip_calls_[session.calls[k]].slice;
       uint8_t kept = 0;
       for (uint8_t i = 0; i < call.media_count; ++i) {
         const auto it = media.find(call.media[i].id);
         if (it == media.end()) continue;  // not restored
         call.media[kept] = call.media[i];
-        call.media[kept].position = it->second;
+        call.media[kept].position = it->second.position;
+        call.media[kept].worker = static_cast<uint16_t>(it->second.worker);
         ++kept;
         media.erase(it);
         ++linked;
@@ -828,21 +956,24 @@ uint32_t Pipeline::relink_sip_media() {
     }
   }
   // Then media a call had not recorded yet (a crash between the media
-  // connection and its call's update): by the pinhole it matches.
-  for (const auto& [id, index] : media) {
-    const Connection& c = flows_->at(index);
-    const Connection& m = flows_->at(masters.at(c.master_id));
-    const SipSession& session = sip_sessions_[m.l7_index].slice;
+  // connection and its call's update, or before the mail about it was
+  // read): by the pinhole it matches.
+  for (const auto& [id, at] : media) {
+    const Connection& c = pipelines[at.worker]->flows_->at(at.position);
+    const At master = masters.at(c.master_id);
+    Pipeline& p = *pipelines[master.worker];
+    const Connection& m = p.flows_->at(master.position);
+    const SipSession& session = p.sip_sessions_[m.l7_index].slice;
     const ExpectationKey opened =
         make_expectation_key(c.addr(Dir::original), c.addr(Dir::reply), c.port(Dir::reply),
                              kProtoUdp, c.key.zone, c.origin_side());
     const SipSignalling sig = signalling_of(m);
     for (uint8_t k = 0; k < session.call_count; ++k) {
-      SipCall& call = sip_calls_[session.calls[k]].slice;
+      SipCall& call = p.sip_calls_[session.calls[k]].slice;
       ExpectationKey keys[SipCall::kMaxPinholes];
-      const uint32_t n = SipModule::pinholes(call, sig, settings_.sip, keys, nullptr);
+      const uint32_t n = SipModule::pinholes(call, sig, p.settings_.sip, keys, nullptr);
       if (std::find(keys, keys + n, opened) == keys + n) continue;
-      SipModule::media_opened(call, c.id, index);
+      SipModule::media_opened(call, c.id, at.position, at.worker);
       ++linked;
       break;
     }

@@ -32,6 +32,7 @@
 #include "dataplane/flow_table.h"
 #include "dataplane/l7_pool.h"
 #include "dataplane/packet.h"
+#include "dataplane/pinhole_mail.h"
 #include "dataplane/policy.h"
 #include "dataplane/verdict.h"
 #include "modules/ftp/ftp.h"
@@ -177,12 +178,18 @@ class Pipeline {
   // A new rule set for connections opened from now on.
   void set_policy(const Policy* policy);
 
-  // This pipeline is worker `worker` of `workers` (dataplane/steering.h):
-  // expectations for address pairs another worker owns are refused.
-  void set_steering(uint32_t worker, uint32_t workers) {
+  // This pipeline is worker `worker` of `workers` (dataplane/steering.h).
+  // Expectations for address pairs another worker owns go to it through
+  // mail (dataplane/pinhole_mail.h), or without mail are refused.
+  void set_steering(uint32_t worker, uint32_t workers, PinholeMail* mail = nullptr) {
     worker_ = worker;
     workers_ = workers;
+    mail_ = mail;
   }
+  // Acts on the pinhole messages other workers posted to this one: the
+  // worker calls it before every receive, replay before every frame,
+  // recovery after every call it restores.
+  void read_mail();
 
   // Checkpoints every state change into w (nullptr: no checkpointing). A
   // new connection whose position has no slot in w is refused
@@ -220,9 +227,9 @@ class Pipeline {
   const char* restore_sip_call(uint32_t position, const SipCall& call);
   // Recovery, after every connection is restored and checked: links each
   // restored media connection to its call (by the IDs the call recorded,
-  // else by the pinhole it matches), so that the call's end closes it.
-  // Returns how many were linked.
-  uint32_t relink_sip_media();
+  // else by the pinhole it matches), whichever worker either landed on, so
+  // that the call's end closes it. Returns how many were linked.
+  static uint32_t relink_sip_media(const std::vector<Pipeline*>& pipelines);
   // Recovery: a restored connection that was followed by a layer-7 module
   // whose slice did not come back goes on as plain layer 4.
   void forget_l7(uint32_t position);
@@ -292,6 +299,22 @@ class Pipeline {
   // and checkpointed, settle tells its master.
   Expectation take_expectation(uint32_t index);
   void settle_expectation(const Expectation& e, uint64_t id, uint32_t position);
+  // Opens (or renews) the expectation e.key for e's master and cookie: the
+  // part of opening that is the same for a local master and for one on
+  // another worker (pinhole mail).
+  ExpectationHost::Result put_expectation(const Expectation& e);
+  // Closes the expectation if it is still that master's, with that cookie.
+  void erase_expectation(const ExpectationKey& key, uint64_t master_id, uint16_t cookie);
+  // Closes the connection at position if it is still connection id (a
+  // media connection whose call ended): its next packet meets policy.
+  bool close_connection(uint64_t id, uint32_t position);
+  // The worker that owns the expectation's address pair.
+  uint32_t owner_of(const ExpectationKey& key) const;
+  // Posts m to worker `to`, counting it lost when that worker's ring is full.
+  bool post(uint32_t to, PinholeMessage m);
+  // A call of this worker by its signalling connection's ID and record
+  // index, or nullptr when it has ended since.
+  SipCall* live_call(uint64_t master_id, uint16_t index);
   // Layer-7 modules of a connection: follow it if one applies, release the
   // slice (and its expectations) when the connection goes.
   // bind_l7 and track_l7 return whether the packet must be dropped (a
@@ -333,6 +356,7 @@ class Pipeline {
   L7Pool<SipCall> sip_calls_;
   uint32_t worker_ = 0;
   uint32_t workers_ = 1;
+  PinholeMail* mail_ = nullptr;
   PipelineCounters counters_;
   std::vector<uint64_t> rule_hits_;
   uint32_t now_ms_ = 0;

@@ -163,6 +163,23 @@ uint32_t mbufs_needed(size_t ports, uint32_t workers) {
   return static_cast<uint32_t>(n);
 }
 
+uint64_t discard_received(const std::vector<PortInfo>& ports) {
+  uint64_t n = 0;
+  rte_mbuf* mbufs[32];
+  for (const PortInfo& p : ports) {
+    for (uint16_t q = 0; q < p.rx_queues; ++q) {
+      // Bounded: a queue being filled as fast as it is read stops too.
+      for (int burst = 0; burst < 4096; ++burst) {
+        const uint16_t got = rte_eth_rx_burst(p.port_id, q, mbufs, 32);
+        if (got == 0) break;
+        rte_pktmbuf_free_bulk(mbufs, got);
+        n += got;
+      }
+    }
+  }
+  return n;
+}
+
 void stop_ports(const std::vector<PortInfo>& ports) {
   for (const PortInfo& p : ports) {
     rte_eth_dev_stop(p.port_id);

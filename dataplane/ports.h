@@ -33,6 +33,14 @@ bool setup_ports(const std::vector<PortPairConfig>& pairs, uint32_t workers, rte
 // Mbufs needed for the queues of `ports` ports with `workers` workers.
 uint32_t mbufs_needed(size_t ports, uint32_t workers);
 
+// Frees every frame already waiting in the ports' receive queues; returns
+// how many. Called once the ports are up, before anything is judged: a
+// net_af_packet socket hears every interface from its creation until the
+// driver binds it to its own, so frames of the other port can wait in its
+// ring, and a frame judged as arriving on the wrong port would be judged by
+// the wrong side's rules and set up state with the wrong side.
+uint64_t discard_received(const std::vector<PortInfo>& ports);
+
 void stop_ports(const std::vector<PortInfo>& ports);
 
 }  // namespace holdfast

@@ -11,10 +11,14 @@ std::unique_ptr<Replay> Replay::create(const Config& config, unsigned workers, s
   r->config_ = config;
   r->policy_ = Policy::compile(config.rules, config.default_action, error);
   if (!r->policy_) return nullptr;
+  if (workers > 1) {
+    r->mail_ = PinholeMail::create(std::vector<int>(workers, 0), error);
+    if (!r->mail_) return nullptr;
+  }
   for (unsigned w = 0; w < workers; ++w) {
     auto p = Pipeline::create(config.pipeline, r->policy_.get(), &r->ids_, 0, error);
     if (!p) return nullptr;
-    p->set_steering(w, workers);
+    p->set_steering(w, workers, r->mail_.get());
     r->pipelines_.push_back(std::move(p));
   }
   return r;
@@ -38,6 +42,11 @@ Replay::Result Replay::feed(const uint8_t* frame, uint32_t len, uint64_t ts_ns) 
   }
   // The dataplane runs its cleaner between bursts; so does the replay.
   pipeline.clean(ts_ns, 16);
+  // Other workers read what it posted before their next packet, as they do
+  // at the top of every loop.
+  if (mail_) {
+    for (auto& q : pipelines_) q->read_mail();
+  }
   return r;
 }
 

@@ -53,6 +53,7 @@ class Replay {
   Config config_;
   std::unique_ptr<Policy> policy_;
   ConnIdSource ids_;
+  std::unique_ptr<PinholeMail> mail_;  // with more than one worker
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
   std::vector<ckpt::WorkerCheckpoint> writers_;  // one per pipeline, never resized once set
 };

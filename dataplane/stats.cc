@@ -23,8 +23,10 @@ json describe(const Connection& c) {
 // cover them all).
 constexpr size_t kMaxListedSessions = 64;
 
-// A SIP signalling connection's calls, each with its live media connections.
-void list_calls(const Pipeline& p, const Connection& conn, json* calls) {
+// A SIP signalling connection's calls, each with its live media connections
+// (which may live on other workers: pipelines are all of them, by worker).
+void list_calls(const std::vector<const Pipeline*>& pipelines, const Pipeline& p,
+                const Connection& conn, json* calls) {
   const SipSession& session = p.sip_session(conn);
   const json d = describe(conn);
   for (uint8_t k = 0; k < session.call_count; ++k) {
@@ -32,8 +34,10 @@ void list_calls(const Pipeline& p, const Connection& conn, json* calls) {
     json media = json::array();
     for (uint8_t i = 0; i < call.media_count; ++i) {
       const SipMedia& m = call.media[i];
-      if (m.position >= p.flows().capacity()) continue;
-      const Connection& mc = p.flows().at(m.position);
+      if (m.worker >= pipelines.size()) continue;
+      const FlowTable& flows = pipelines[m.worker]->flows();
+      if (m.position >= flows.capacity()) continue;
+      const Connection& mc = flows.at(m.position);
       if (mc.id != m.id || (mc.flags & Connection::kClosed)) continue;
       media.push_back(describe(mc));
     }
@@ -90,7 +94,7 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
         session["pending_expectations"] = p->ftp_slice(conn).pending_count;
         if (!session.contains("data")) session["data"] = json::array();
       } else if (conn.l7 == ModuleId::sip) {
-        list_calls(*p, conn, &calls);
+        list_calls(pipelines, *p, conn, &calls);
       } else if (conn.master_id != 0 && conn.l4 == ModuleId::tcp) {
         // FTP data connections (SIP media is listed with its call).
         json& session = sessions[conn.master_id];

@@ -63,6 +63,8 @@ void Worker::run() {
   while (!s.stop->load(std::memory_order_relaxed)) {
     now_ns_ = clock_.now_ns();
     ++counters_.loops;
+    // Pinholes other workers opened, before the packets they are for.
+    if (s.workers > 1) pipeline_->read_mail();
     for (uint16_t i = 0; i < s.ports.size(); ++i) {
       const PortInfo& port = s.ports[i];
       if (index_ >= port.rx_queues) continue;

@@ -323,9 +323,9 @@ uint32_t SipModule::expire_calls(SipSession& s, const SipSignalling& sig, uint32
   return ended;
 }
 
-void SipModule::media_opened(SipCall& call, uint64_t id, uint32_t position) {
+void SipModule::media_opened(SipCall& call, uint64_t id, uint32_t position, uint32_t worker) {
   for (uint8_t i = 0; i < call.media_count; ++i) {
-    if (call.media[i].position == position) {
+    if (call.media[i].position == position && call.media[i].worker == worker) {
       call.media[i].id = id;  // the same flow table entry, a new connection
       return;
     }
@@ -341,6 +341,7 @@ void SipModule::media_opened(SipCall& call, uint64_t id, uint32_t position) {
   }
   slot->id = id;
   slot->position = position;
+  slot->worker = static_cast<uint16_t>(worker);
   slot->reserved = 0;
 }
 

@@ -98,9 +98,11 @@ struct SipSettings {
   X(refused_low_port)     /* stream port below 1024 */                                     \
   X(refused_table_full)   /* no room in the expectation table */                           \
   X(refused_in_use)       /* another call already expects that flow */                     \
-  X(refused_other_worker) /* media address pair owned by another worker */                 \
+  X(refused_other_worker) /* media on another worker, which could not be told */           \
   X(streams_ignored)      /* m= lines beyond the fourth */                                 \
-  X(out_of_order_lost)    /* TCP segment ahead of a gap: message in progress given up */
+  X(out_of_order_lost)    /* TCP segment ahead of a gap: message in progress given up */   \
+  X(mail_sent)            /* pinhole messages posted to other workers (pinhole mail) */    \
+  X(mail_lost)            /* a pinhole message to another worker: its ring was full */
 
 struct SipCounters {
 #define HOLDFAST_SIP_COUNTER_FIELD(name) uint64_t name = 0;
@@ -130,8 +132,9 @@ static_assert(sizeof(SipSession) == 1096, "SIP session: checkpointed whole on ev
 // A media connection admitted through one of a call's pinholes.
 struct SipMedia {
   uint64_t id;
-  uint32_t position;  // in the worker's flow table
-  uint32_t reserved;
+  uint32_t position;  // in its worker's flow table
+  uint16_t worker;    // the worker that owns its address pair
+  uint16_t reserved;
 };
 
 struct SipCall {
@@ -202,8 +205,9 @@ struct SipModule {
   // timeout as timed out, leaving their media be).
   static void close(SipSession& s, const SipSignalling& sig, uint32_t now_ms,
                     const SipSettings& settings, SipHost& host, SipCounters& counters);
-  // A media connection was admitted through a pinhole of call `index`.
-  static void media_opened(SipCall& call, uint64_t id, uint32_t position);
+  // A media connection (id, at position on worker) was admitted through a
+  // pinhole of the call.
+  static void media_opened(SipCall& call, uint64_t id, uint32_t position, uint32_t worker);
   // Ends calls of the session that have timed out; returns how many.
   static uint32_t expire_calls(SipSession& s, const SipSignalling& sig, uint32_t now_ms,
                                const SipSettings& settings, SipHost& host, SipCounters& counters);

@@ -79,7 +79,10 @@ class SipPipelineTest : public testing::Test {
   PipelineSettings settings;
   ConnIdSource ids;
   std::unique_ptr<Policy> policy;
-  std::unique_ptr<Pipeline> pipe;
+  uint32_t workers = 1;  // more: packets go to their owner, pinholes by mail
+  std::unique_ptr<PinholeMail> mail;
+  std::vector<std::unique_ptr<Pipeline>> pipes;
+  Pipeline* pipe = nullptr;  // worker 0
   uint64_t signalling_id = 0;
   uint64_t now = kT0;
 
@@ -104,15 +107,32 @@ class SipPipelineTest : public testing::Test {
     std::string error;
     policy = Policy::compile(rules, Action::deny, &error);
     ASSERT_NE(policy, nullptr) << error;
-    pipe = Pipeline::create(settings, policy.get(), &ids, 0, &error);
-    ASSERT_NE(pipe, nullptr) << error;
+    if (workers > 1) {
+      mail = PinholeMail::create(std::vector<int>(workers, 0), &error);
+      ASSERT_NE(mail, nullptr) << error;
+    }
+    for (uint32_t w = 0; w < workers; ++w) {
+      pipes.push_back(Pipeline::create(settings, policy.get(), &ids, 0, &error));
+      ASSERT_NE(pipes.back(), nullptr) << error;
+      pipes.back()->set_steering(w, workers, mail.get());
+    }
+    pipe = pipes[0].get();
   }
+  // The worker that owns the packet's addresses decides it; then every
+  // worker reads its mail, as each does before its next receive.
   Verdict send(const Frame& f) {
     const ParsedPacket p = parse(f);
     Verdict v;
-    pipe->process(&p, 1, now * 1'000'000, &v);
+    Pipeline& owner = *pipes[workers > 1 ? owner_worker(p, workers) : 0];
+    owner.process(&p, 1, now * 1'000'000, &v);
+    for (auto& q : pipes) q->read_mail();
     now += 10;
     return v;
+  }
+  Pipeline& owner_of(const char* a, const char* b) {
+    if (workers == 1) return *pipe;
+    return *pipes[worker_for_hash(address_pair_hash(*IpAddr::parse(a), *IpAddr::parse(b)),
+                                  workers)];
   }
   Verdict caller(const std::string& text) {
     const Verdict v = send(datagram(kCaller, kSigPort, kCallee, 5060, text));
@@ -143,10 +163,22 @@ class SipPipelineTest : public testing::Test {
     bool lo = false;
     const FlowKey k =
         make_flow_key(*IpAddr::parse(src), sport, *IpAddr::parse(dst), dport, kProtoUdp, 0, &lo);
-    const int32_t pos = pipe->flows().lookup(k);
-    return pos < 0 ? nullptr : &pipe->flows().at(static_cast<uint32_t>(pos));
+    for (const auto& q : pipes) {
+      const int32_t pos = q->flows().lookup(k);
+      if (pos >= 0) return &q->flows().at(static_cast<uint32_t>(pos));
+    }
+    return nullptr;
   }
-  const SipCounters& sip() const { return pipe->counters().sip; }
+  // Every worker's, added up.
+  SipCounters sip() const {
+    SipCounters sum;
+#define HOLDFAST_SIP_ADD(name) sum.name += q->counters().sip.name;
+    for (const auto& q : pipes) {
+      HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_ADD)
+    }
+#undef HOLDFAST_SIP_ADD
+    return sum;
+  }
 };
 
 TEST_F(SipPipelineTest, AnsweredCallAdmitsRtpAndRtcpBothWays) {
@@ -177,7 +209,7 @@ TEST_F(SipPipelineTest, AnsweredCallAdmitsRtpAndRtcpBothWays) {
   EXPECT_EQ(rtp(kCallee, 30000, kCaller, 20002).reason, Reason::default_deny);
   EXPECT_EQ(rtp(kGateway, 30000, kCaller, 20000).reason, Reason::default_deny);
   // The statistics list the call with its media connections.
-  const auto stats = pipeline_stats({pipe.get()});
+  const auto stats = pipeline_stats({pipe});
   ASSERT_EQ(stats["sip"]["open_calls"].size(), 1u);
   const auto& call = stats["sip"]["open_calls"][0];
   EXPECT_EQ(call["call_id"], "call-1@10.0.0.10");
@@ -388,7 +420,9 @@ TEST_F(SipPipelineTest, WithTheModuleDisabledMediaMeetsPolicy) {
   EXPECT_EQ(rtp(kCallee, 30000, kCaller, 20000).reason, Reason::default_deny);
 }
 
-TEST_F(SipPipelineTest, PinholesOwnedByAnotherWorkerAreRefused) {
+// Without mail (a pipeline driven alone) a pinhole another worker owns
+// cannot be opened: refused and counted.
+TEST_F(SipPipelineTest, WithoutMailPinholesOwnedByAnotherWorkerAreRefused) {
   start();
   // Which of 2 workers owns the media pair decides: make this pipeline the
   // other one.
@@ -398,6 +432,71 @@ TEST_F(SipPipelineTest, PinholesOwnedByAnotherWorkerAreRefused) {
   call_up();
   EXPECT_EQ(sip().refused_other_worker, 4u);
   EXPECT_EQ(pipe->expectations().size(), 0u);
+}
+
+// The gateway's media and the signalling belong to different workers: the
+// pinholes go to the media's worker by mail, the media connection is
+// admitted there with the signalling connection as master, the call (on
+// its own worker) learns of it, and the BYE closes the pinholes and the
+// media on the other worker.
+TEST_F(SipPipelineTest, MediaOnAnotherWorkerGetsItsPinholesByMailAndTheByeClosesIt) {
+  std::string error;
+  settings.sip.media_ranges[0] = *Cidr::parse("203.0.113.0/24", &error);
+  settings.sip.range_count = 1;
+  // Of two workers, a gateway address in the range whose pair with the
+  // caller the other worker owns.
+  const auto owner = [](const std::string& a, const std::string& b) {
+    return worker_for_hash(address_pair_hash(*IpAddr::parse(a), *IpAddr::parse(b)), 2);
+  };
+  std::string gateway;
+  for (int host = 1; host < 255 && gateway.empty(); ++host) {
+    const std::string a = "203.0.113." + std::to_string(host);
+    if (owner(a, kCaller) != owner(kCaller, kCallee)) gateway = a;
+  }
+  ASSERT_FALSE(gateway.empty());
+  const char* kGateway = gateway.c_str();
+  workers = 2;
+  start();
+  Pipeline& signalling = owner_of(kCaller, kCallee);
+  Pipeline& media = owner_of(kGateway, kCaller);
+  ASSERT_NE(&signalling, &media);
+  caller(request("INVITE", "gw", 1, sdp(kCaller, {{"audio", 20000}})));
+  callee(response(200, "gw", 1, "INVITE", sdp(kGateway, {{"audio", 30000}})));
+  caller(request("ACK", "gw", 1));
+  // RTP and RTCP each way, all between the caller and the gateway.
+  EXPECT_EQ(sip().pinholes_opened, 4u);
+  // Opened by the 200, renewed by the ACK.
+  EXPECT_EQ(sip().mail_sent, 8u);
+  EXPECT_EQ(sip().refused_other_worker, 0u);
+  EXPECT_EQ(signalling.expectations().size(), 0u);
+  EXPECT_EQ(media.expectations().size(), 4u);
+
+  EXPECT_EQ(rtp(kGateway, 30000, kCaller, 20000).reason, Reason::expected);
+  const Connection* flow = find_udp(kGateway, 30000, kCaller, 20000);
+  ASSERT_NE(flow, nullptr);
+  EXPECT_EQ(flow->master_id, signalling_id);
+  EXPECT_EQ(rtp(kCaller, 20000, kGateway, 30000).reason, Reason::established);
+  std::vector<const Pipeline*> all;
+  for (const auto& q : pipes) all.push_back(q.get());
+  const auto stats = pipeline_stats(all);
+  ASSERT_EQ(stats["sip"]["open_calls"].size(), 1u);
+  ASSERT_EQ(stats["sip"]["open_calls"][0]["media"].size(), 1u);
+  EXPECT_EQ(stats["sip"]["open_calls"][0]["media"][0]["id"], flow->id);
+
+  // A re-INVITE that moves the gateway's port moves the pinholes there.
+  caller(request("INVITE", "gw", 2, sdp(kCaller, {{"audio", 20000}})));
+  callee(response(200, "gw", 2, "INVITE", sdp(kGateway, {{"audio", 30010}})));
+  EXPECT_EQ(media.expectations().size(), 4u);
+  EXPECT_EQ(rtp(kCaller, 20002, kGateway, 30010).reason, Reason::expected);
+  EXPECT_EQ(rtp(kCaller, 20002, kGateway, 30000).reason, Reason::default_deny);
+
+  EXPECT_EQ(caller(request("BYE", "gw", 3)).reason, Reason::established);
+  EXPECT_EQ(sip().calls_ended, 1u);
+  EXPECT_EQ(sip().media_closed, 2u);
+  EXPECT_EQ(media.expectations().size(), 0u);
+  EXPECT_EQ(rtp(kGateway, 30000, kCaller, 20000).reason, Reason::default_deny);
+  EXPECT_EQ(rtp(kCaller, 20002, kGateway, 30010).reason, Reason::default_deny);
+  EXPECT_EQ(sip().mail_lost, 0u);
 }
 
 TEST_F(SipPipelineTest, SipOverTcpWithMessagesSplitAcrossSegments) {
