@@ -34,7 +34,15 @@
 # the kernel hands to a worker that does not own its address pair takes the
 # handoff path to the one that does.
 #
-# usage: [TRANSPORT=udp|tcp] [SIP=1|0] sip_test.sh HOLDFAST HOLDFASTCTL CKPTD
+# MEDIA=gateway: the callee's media is on a second address of its host,
+# 10.9.0.3, which is not its signalling address and is allowed by
+# modules.sip.media_ranges. With two workers the pair (10.9.0.1, 10.9.0.3)
+# belongs to worker 0 and the signalling's (10.9.0.1, 10.9.0.2) to worker 1
+# (dataplane/steering.h), so the pinholes, and their closing at the BYE,
+# go to the media's worker by pinhole mail (the last dataplane must have
+# sent some, and lost none).
+#
+# usage: [TRANSPORT=udp|tcp] [SIP=1|0] [MEDIA=own|gateway] sip_test.sh HOLDFAST HOLDFASTCTL CKPTD
 set -euo pipefail
 
 HOLDFAST=$(realpath "$1")
@@ -43,6 +51,12 @@ CKPTD=$(realpath "$3")
 HERE=$(realpath "$(dirname "$0")")
 TRANSPORT=${TRANSPORT:-udp}
 SIP=${SIP:-1}
+MEDIA=${MEDIA:-own}
+case "$MEDIA" in
+  own) CALLEE_MEDIA=10.9.0.2 RANGES="" ;;
+  gateway) CALLEE_MEDIA=10.9.0.3 RANGES=', "media_ranges": ["10.9.0.3/32"]' ;;
+  *) echo "unknown MEDIA $MEDIA"; exit 1 ;;
+esac
 case "$TRANSPORT" in
   udp) SIPP_TRANSPORT=u1 LISTEN=uln ;;
   tcp) SIPP_TRANSPORT=t1 LISTEN=tln ;;
@@ -52,6 +66,7 @@ source "$HERE/netns.sh"
 command -v sipp >/dev/null || fail "SIPp is not installed (Debian package sip-tester)"
 command -v tcpdump >/dev/null || fail "tcpdump is not installed"
 netns_setup
+if [ "$MEDIA" = gateway ]; then ip -n "$NS_OUT" addr add 10.9.0.3/24 dev hfo$ID; fi
 if [ "$SIP" = 1 ]; then enabled=true; else enabled=false; fi
 # ICMPv6 is allowed only so that the kernel's multicast listener reports
 # (not neighbour discovery, so judged by the rules) do not count as
@@ -63,7 +78,7 @@ if [ "$TRANSPORT" = tcp ]; then
 fi
 netns_config "[$rules
   {\"name\": \"icmpv6\", \"protocol\": \"icmpv6\", \"action\": \"allow\"}]" \
-  "\"modules\": {\"sip\": {\"enabled\": $enabled}}"
+  "\"modules\": {\"sip\": {\"enabled\": $enabled$RANGES}}"
 
 # The checkpoint server and the supervised dataplane, as crash_test.sh.
 STORE=/dev/shm/hf-live-sip-$ID.store
@@ -151,7 +166,7 @@ rtp_count() { /usr/bin/python3 "$WORK/captures.py" "$WORK/$1.pcap" "$MARKER"; }
 # does not run through or SIPp's global timeout of 45 s passes.
 SIPP=(-t "$SIPP_TRANSPORT" -m 1 -timeout 45 -timeout_error -trace_err -trace_msg)
 ip netns exec "$NS_OUT" env -C "$WORK/media" sipp -sf "$HERE/sip-uas.xml" \
-  -i 10.9.0.2 -mi 10.9.0.2 -p 5060 -mp 7000 "${SIPP[@]}" \
+  -i 10.9.0.2 -mi $CALLEE_MEDIA -p 5060 -mp 7000 "${SIPP[@]}" \
   -error_file "$WORK/sipp-uas-errors.log" -message_file "$WORK/sipp-uas-messages.log" \
   </dev/null >"$WORK/sipp-uas.screen" 2>&1 &
 UAS=$!
@@ -166,7 +181,8 @@ ip netns exec "$NS_IN" env -C "$WORK/media" sipp -sf "$HERE/sip-uac.xml" 10.9.0.
   -error_file "$WORK/sipp-uac-errors.log" -message_file "$WORK/sipp-uac-messages.log" \
   </dev/null >"$WORK/sipp-uac.screen" 2>&1 &
 UAC=$!
-echo "call over $TRANSPORT: SIPp caller 10.9.0.1 (SIP 5061, RTP 6000) -> callee 10.9.0.2 (SIP 5060, RTP 7000)"
+echo "call over $TRANSPORT: SIPp caller 10.9.0.1 (SIP 5061, RTP 6000) -> callee 10.9.0.2" \
+  "(SIP 5060, RTP $CALLEE_MEDIA:7000)"
 
 # Both SIPp must exit 0: the scenario ran through, the BYE was answered.
 wait_call() {
@@ -268,10 +284,10 @@ while time.time() < deadline:
     got += data.startswith(marker.encode())
 print(got)
 EOF
-  ip netns exec "$NS_OUT" /usr/bin/python3 "$WORK/after_bye.py" 10.9.0.2 7000 10.9.0.1 6000 \
+  ip netns exec "$NS_OUT" /usr/bin/python3 "$WORK/after_bye.py" $CALLEE_MEDIA 7000 10.9.0.1 6000 \
     "$WORK" "$MARKER" >"$WORK/after-bye-callee.out" 2>"$WORK/after-bye-callee.log" &
   callee_end=$!
-  ip netns exec "$NS_IN" /usr/bin/python3 "$WORK/after_bye.py" 10.9.0.1 6000 10.9.0.2 7000 \
+  ip netns exec "$NS_IN" /usr/bin/python3 "$WORK/after_bye.py" 10.9.0.1 6000 $CALLEE_MEDIA 7000 \
     "$WORK" "$MARKER" >"$WORK/after-bye-caller.out" 2>"$WORK/after-bye-caller.log" &
   caller_end=$!
   for _ in $(seq 200); do
@@ -282,10 +298,10 @@ EOF
   wait "$callee_end" || fail "the after-BYE sender on the callee's side failed"
   wait "$caller_end" || fail "the after-BYE sender on the caller's side failed"
   [ "$(cat "$WORK/after-bye-callee.out")" = 0 ] ||
-    fail "after the BYE $(cat "$WORK/after-bye-callee.out") datagrams from 10.9.0.1:6000 reached 10.9.0.2:7000"
+    fail "after the BYE $(cat "$WORK/after-bye-callee.out") datagrams from 10.9.0.1:6000 reached $CALLEE_MEDIA:7000"
   [ "$(cat "$WORK/after-bye-caller.out")" = 0 ] ||
-    fail "after the BYE $(cat "$WORK/after-bye-caller.out") datagrams from 10.9.0.2:7000 reached 10.9.0.1:6000"
-  echo "ok: after the BYE 5 datagrams each way between 10.9.0.1:6000 and 10.9.0.2:7000 did not arrive"
+    fail "after the BYE $(cat "$WORK/after-bye-caller.out") datagrams from $CALLEE_MEDIA:7000 reached 10.9.0.1:6000"
+  echo "ok: after the BYE 5 datagrams each way between 10.9.0.1:6000 and $CALLEE_MEDIA:7000 did not arrive"
 else
   wait_call
   echo "ok: with the SIP module disabled both SIPp ran the call's signalling through"
@@ -352,7 +368,7 @@ fi
 # Final statistics of the (last) dataplane.
 kill -TERM "$SUPERVISOR"
 wait "$SUPERVISOR" || fail "the dataplane did not stop cleanly (status $?)"
-/usr/bin/python3 - "$WORK/stats.json" "$SIP" "$TRANSPORT" <<'EOF' || fail "final statistics are not as expected"
+/usr/bin/python3 - "$WORK/stats.json" "$SIP" "$TRANSPORT" "$MEDIA" <<'EOF' || fail "final statistics are not as expected"
 import json, sys
 stats = json.load(open(sys.argv[1]))
 s = stats["pipeline"]
@@ -388,6 +404,11 @@ else:
     handoff = ""
     if len(stats["workers"]) > 1:
         handoff = "; handed off between workers: %d" % sum(w["handoff_out"] for w in stats["workers"])
+    if sys.argv[4] == "gateway":
+        # The BYE's closing of the pinholes and the media went to the
+        # media's worker by mail.
+        assert sip["mail_sent"] >= 1 and sip["mail_lost"] == 0, sip
+        handoff += "; pinhole mail: %d messages" % sip["mail_sent"]
     print("ok: statistics of the last dataplane: %d call(s) and %d media connection(s) recovered, "
           "the BYE ended %d call(s) and closed %d media connection(s); %d packets let in as "
           "established, %d as expected; %d dropped by the default deny%s" %
