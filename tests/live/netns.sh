@@ -89,9 +89,10 @@ holdfast_command() {
 
 # Waits until LOG says the dataplane forwards (the n-th time, default 1).
 wait_forwarding() {
-  local log=$1 times=${2:-1} _
+  local log=$1 times=${2:-1} n _
   for _ in $(seq 200); do
-    [ "$(grep -c "forwarding with" "$log" 2>/dev/null)" -ge "$times" ] && return 0
+    n=$(grep -c "forwarding with" "$log" 2>/dev/null) || true  # no log yet: nothing
+    [ "${n:-0}" -ge "$times" ] && return 0
     sleep 0.05
   done
   fail "holdfast did not start forwarding"
