@@ -50,20 +50,8 @@ netns_config '[{"name": "ftp-control", "side": "inside", "protocol": "tcp", "dst
   {"name": "icmpv6", "protocol": "icmpv6", "action": "allow"}]' \
   "\"modules\": {\"ftp\": {\"enabled\": $enabled}}"
 
-# The checkpoint server and the supervised dataplane, as crash_test.sh.
-STORE=/dev/shm/hf-live-ftp-$ID.store
-CLEANUP_EXTRA+=("rm -f $STORE")
-"$CKPTD" --socket "$WORK/ckptd.sock" --store "$STORE" --size-mb 128 >"$WORK/ckptd.log" 2>&1 &
-CKPTD_PID=$!
-CLEANUP_EXTRA+=("kill -TERM $CKPTD_PID 2>/dev/null; wait $CKPTD_PID 2>/dev/null")
-for _ in $(seq 100); do [ -S "$WORK/ckptd.sock" ] && break; sleep 0.05; done
-[ -S "$WORK/ckptd.sock" ] || fail "holdfast-ckptd did not start"
-
-ip netns exec "$NS_FW" "$HOLDFASTCTL" supervise -- $(holdfast_command) --ckpt "$WORK/ckptd.sock" \
-  >"$WORK/stats.json" 2>"$WORK/holdfast.log" &
-SUPERVISOR=$!
-CLEANUP_EXTRA+=("kill -TERM $SUPERVISOR 2>/dev/null; wait $SUPERVISOR 2>/dev/null")
-wait_forwarding "$WORK/holdfast.log"
+# The checkpoint server and the supervised dataplane.
+start_supervised ftp
 
 # vsftpd outside: anonymous, downloads from its root, uploads into upload/,
 # passive data ports 40000-40100, no sandboxing that a namespace could trip

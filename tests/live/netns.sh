@@ -3,9 +3,10 @@
 #
 #   ns in (10.9.0.1) --veth-- [ns fw: holdfast] --veth-- ns out (10.9.0.2)
 #
-# The caller sets HOLDFAST and optionally WORKERS, then calls
-# netns_setup; netns_cleanup runs on EXIT and removes every namespace,
-# interface, process and file made here, also on failure.
+# The caller sets HOLDFAST (and CKPTD and HOLDFASTCTL for start_supervised)
+# and optionally WORKERS, then calls netns_setup; netns_cleanup runs on EXIT
+# and removes every namespace, interface, process and file made here, also
+# on failure.
 
 ID=$$
 NS_IN=hf-in-$ID
@@ -85,6 +86,28 @@ holdfast_command() {
     "--vdev net_af_packet0,iface=fwi$ID,qpairs=$WORKERS" \
     "--vdev net_af_packet1,iface=fwo$ID,qpairs=$WORKERS" \
     "-- --config $WORK/config.json"
+}
+
+# start_supervised NAME: holdfast-ckptd ($CKPTD) on the store
+# /dev/shm/hf-live-NAME-$ID.store, then the dataplane in the firewall
+# namespace under `holdfastctl supervise` ($HOLDFASTCTL), checkpointing into
+# it, its statistics to $WORK/stats.json and its log to $WORK/holdfast.log;
+# waits until it forwards. Sets STORE, CKPTD_PID and SUPERVISOR; the exit
+# stops both and removes the store.
+start_supervised() {
+  local _
+  STORE=/dev/shm/hf-live-$1-$ID.store
+  CLEANUP_EXTRA+=("rm -f $STORE")
+  "$CKPTD" --socket "$WORK/ckptd.sock" --store "$STORE" --size-mb 128 >"$WORK/ckptd.log" 2>&1 &
+  CKPTD_PID=$!
+  CLEANUP_EXTRA+=("kill -TERM $CKPTD_PID 2>/dev/null; wait $CKPTD_PID 2>/dev/null")
+  for _ in $(seq 100); do [ -S "$WORK/ckptd.sock" ] && break; sleep 0.05; done
+  [ -S "$WORK/ckptd.sock" ] || fail "holdfast-ckptd did not start"
+  ip netns exec "$NS_FW" "$HOLDFASTCTL" supervise -- $(holdfast_command) \
+    --ckpt "$WORK/ckptd.sock" >"$WORK/stats.json" 2>"$WORK/holdfast.log" &
+  SUPERVISOR=$!
+  CLEANUP_EXTRA+=("kill -TERM $SUPERVISOR 2>/dev/null; wait $SUPERVISOR 2>/dev/null")
+  wait_forwarding "$WORK/holdfast.log"
 }
 
 # Waits until LOG says the dataplane forwards (the n-th time, default 1).

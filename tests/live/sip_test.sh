@@ -80,20 +80,8 @@ netns_config "[$rules
   {\"name\": \"icmpv6\", \"protocol\": \"icmpv6\", \"action\": \"allow\"}]" \
   "\"modules\": {\"sip\": {\"enabled\": $enabled$RANGES}}"
 
-# The checkpoint server and the supervised dataplane, as crash_test.sh.
-STORE=/dev/shm/hf-live-sip-$ID.store
-CLEANUP_EXTRA+=("rm -f $STORE")
-"$CKPTD" --socket "$WORK/ckptd.sock" --store "$STORE" --size-mb 128 >"$WORK/ckptd.log" 2>&1 &
-CKPTD_PID=$!
-CLEANUP_EXTRA+=("kill -TERM $CKPTD_PID 2>/dev/null; wait $CKPTD_PID 2>/dev/null")
-for _ in $(seq 100); do [ -S "$WORK/ckptd.sock" ] && break; sleep 0.05; done
-[ -S "$WORK/ckptd.sock" ] || fail "holdfast-ckptd did not start"
-
-ip netns exec "$NS_FW" "$HOLDFASTCTL" supervise -- $(holdfast_command) --ckpt "$WORK/ckptd.sock" \
-  >"$WORK/stats.json" 2>"$WORK/holdfast.log" &
-SUPERVISOR=$!
-CLEANUP_EXTRA+=("kill -TERM $SUPERVISOR 2>/dev/null; wait $SUPERVISOR 2>/dev/null")
-wait_forwarding "$WORK/holdfast.log"
+# The checkpoint server and the supervised dataplane.
+start_supervised sip
 
 # The media both ends play: 1 s of a 440 Hz tone in PCMU (G.711 mu-law,
 # 8000 samples/s) without a header, which SIPp 3.6's rtp_stream sends as it
