@@ -22,6 +22,8 @@ struct PortInfo {
   uint16_t rx_queues = 0;    // workers below this poll their own queue
   bool rss = false;          // NIC spreads packets over rx_queues by address pair
   bool rx_checksum = false;  // NIC reports checksum status
+  // net_af_packet: its rings may hold other interfaces' frames at start.
+  bool hears_others_at_start = false;
 };
 
 // Finds and configures every port of every pair for `workers` workers: one
@@ -33,12 +35,14 @@ bool setup_ports(const std::vector<PortPairConfig>& pairs, uint32_t workers, rte
 // Mbufs needed for the queues of `ports` ports with `workers` workers.
 uint32_t mbufs_needed(size_t ports, uint32_t workers);
 
-// Frees every frame already waiting in the ports' receive queues; returns
-// how many. Called once the ports are up, before anything is judged: a
-// net_af_packet socket hears every interface from its creation until the
-// driver binds it to its own, so frames of the other port can wait in its
-// ring, and a frame judged as arriving on the wrong port would be judged by
-// the wrong side's rules and set up state with the wrong side.
+// Frees every frame already waiting in the receive queues of the ports
+// that hear_others_at_start; returns how many. Called once the ports are
+// up, before anything is judged: a net_af_packet socket hears every
+// interface from its creation until the driver binds it to its own, so
+// frames of the other port can wait in its ring, and a frame judged as
+// arriving on the wrong port would be judged by the wrong side's rules and
+// set up state with the wrong side. Other devices' waiting frames are
+// their own (a net_pcap port's capture, a NIC's traffic) and stay.
 uint64_t discard_received(const std::vector<PortInfo>& ports);
 
 void stop_ports(const std::vector<PortInfo>& ports);
