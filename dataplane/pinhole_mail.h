@@ -45,7 +45,7 @@ struct PinholeMessage {
   uint64_t media_id;   // media_opened, close_media: the media connection
   uint32_t media_pos;  // its position in the owner's flow table
   uint32_t reserved;
-  ExpectationKey key;  // open, close: the pinhole; media_opened: the one it came through
+  ExpectationKey key;  // open, close: the pinhole
 };
 static_assert(sizeof(PinholeMessage) == 80);
 static_assert(std::is_trivially_copyable_v<PinholeMessage>);

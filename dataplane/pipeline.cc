@@ -630,7 +630,6 @@ void Pipeline::settle_expectation(const Expectation& e, uint64_t id, uint32_t po
     m.master_id = e.master_id;
     m.media_id = id;
     m.media_pos = position;
-    m.key = e.key;
     if (mail_ != nullptr && e.master_worker < workers_) post(e.master_worker, m);
     return;
   }
