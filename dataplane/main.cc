@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@
 #include "dataplane/ports.h"
 #include "dataplane/stats.h"
 #include "dataplane/steering.h"
+#include "dataplane/telemetry.h"
 #include "dataplane/worker.h"
 
 namespace {
@@ -122,8 +124,11 @@ struct Runtime {
   std::vector<holdfast::ckpt::WorkerCheckpoint> writers;  // one per worker, never resized
   nlohmann::json recovery;
   std::atomic<uint32_t> spare_epoch{0};  // for workers whose counters run out
+  holdfast::CrashTrigger crash;
+  holdfast::TelemetryContext telemetry;
 
   ~Runtime() {
+    holdfast::telemetry_attach(nullptr);
     workers.clear();
     if (ports_started) holdfast::stop_ports(shared.ports);
     for (auto& row : shared.rings) {
@@ -132,20 +137,6 @@ struct Runtime {
     rte_mempool_free(pool);
   }
 };
-
-nlohmann::json port_stats(const holdfast::PortInfo& p) {
-  rte_eth_stats st{};
-  rte_eth_stats_get(p.port_id, &st);
-  return {{"name", p.name},
-          {"side", holdfast::side_name(p.side)},
-          {"pair", p.zone},
-          {"rx_packets", st.ipackets},
-          {"tx_packets", st.opackets},
-          {"rx_missed", st.imissed},
-          {"rx_errors", st.ierrors},
-          {"tx_errors", st.oerrors},
-          {"rx_no_mbuf", st.rx_nombuf}};
-}
 
 // Builds the runtime: policy, packet pool, ports, handoff rings, one
 // pipeline and worker per lcore. Logs and returns false on any failure.
@@ -181,6 +172,7 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
   rt.shared.workers = nworkers;
   rt.shared.parse = config.parse;
   rt.shared.stop = &g_stop;
+  rt.shared.crash = &rt.crash;
   for (uint32_t from = 0; nworkers > 1 && from < nworkers; ++from) {
     for (uint32_t to = 0; to < nworkers; ++to) {
       if (from == to) continue;
@@ -223,6 +215,7 @@ bool build(Runtime& rt, const holdfast::Config& config, const std::vector<unsign
     }
     pipeline->set_steering(w, nworkers, rt.mail.get());
     auto worker = std::make_unique<holdfast::Worker>(w, &rt.shared, std::move(pipeline));
+    worker->set_lcore(lcores[w]);
     if (!worker->init(socket, &error)) {
       log(LogLevel::error, "workers", "worker %u: %s", w, error.c_str());
       return false;
@@ -241,7 +234,7 @@ void print_final_stats(const Runtime& rt) {
     workers.push_back(w->stats());
   }
   nlohmann::json ports = nlohmann::json::array();
-  for (const holdfast::PortInfo& p : rt.shared.ports) ports.push_back(port_stats(p));
+  for (const holdfast::PortInfo& p : rt.shared.ports) ports.push_back(holdfast::port_stats(p));
   out["ports"] = ports;
   out["workers"] = workers;
   out["pipeline"] = holdfast::pipeline_stats(pipelines);
@@ -372,6 +365,7 @@ void control_loop(Runtime& rt) {
         first_reported = true;
         const double ms = static_cast<double>(first - g_start_ns) / 1e6;
         log(LogLevel::info, "dataplane", "first packet forwarded %.1f ms after start", ms);
+        std::lock_guard lock(holdfast::telemetry_mutex());
         if (!rt.recovery.is_null()) {
           rt.recovery["first_packet_ms"] = ms;
           std::string error;
@@ -382,11 +376,38 @@ void control_loop(Runtime& rt) {
       }
     }
     if (rt.client && std::chrono::steady_clock::now() >= next_maintain) {
+      std::lock_guard lock(holdfast::telemetry_mutex());
       rt.client->maintain();
       keep_spare_epoch(rt);
       next_maintain = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
   }
+}
+
+// Makes the running dataplane what the /holdfast/ telemetry commands answer.
+void attach_telemetry(Runtime& rt, const holdfast::Config& config, const AppOptions& o) {
+  holdfast::TelemetryContext& t = rt.telemetry;
+  for (const auto& w : rt.workers) t.workers.push_back(w.get());
+  t.shared = &rt.shared;
+  t.config_path = o.config;
+  if (char* full = realpath(o.config.c_str(), nullptr)) {
+    t.config_path = full;
+    std::free(full);
+  }
+  std::ifstream in(o.config);
+  t.config_raw = nlohmann::json::parse(in, nullptr, false);
+  t.policy = &rt.policy;
+  t.client = rt.client.get();
+  t.ckpt_app = o.ckpt_app.empty() ? config.checkpoint.app : o.ckpt_app;
+  t.recovery = &rt.recovery;
+  t.crash = &rt.crash;
+  t.start_ns = g_start_ns;
+  holdfast::telemetry_attach(&t);
+}
+
+void set_workers_running(Runtime& rt, bool running) {
+  std::lock_guard lock(holdfast::telemetry_mutex());
+  rt.telemetry.workers_running = running;
 }
 
 int serve(const holdfast::Config& config, const AppOptions& options) {
@@ -408,9 +429,11 @@ int serve(const holdfast::Config& config, const AppOptions& options) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  attach_telemetry(rt, config, options);
   log(LogLevel::info, "dataplane", "forwarding with %zu worker%s (%zu rules, default %s)",
       lcores.size(), lcores.size() == 1 ? "" : "s", config.rules.size(),
       config.default_action == holdfast::Action::allow ? "allow" : "deny");
+  set_workers_running(rt, true);
   if (on_main) {
     std::thread control([&rt] { control_loop(rt); });
     rt.workers[0]->run();
@@ -426,6 +449,7 @@ int serve(const holdfast::Config& config, const AppOptions& options) {
     control_loop(rt);
     rte_eal_mp_wait_lcore();
   }
+  set_workers_running(rt, false);
   log(LogLevel::info, "dataplane", "stopped");
   print_final_stats(rt);
   return 0;
@@ -460,6 +484,7 @@ int main(int argc, char** argv) {
                 loaded.config->default_action == holdfast::Action::allow ? "allow" : "deny");
     return 0;
   }
+  holdfast::register_telemetry_commands();
   if (rte_eal_init(split, argv) < 0) {
     log(LogLevel::error, "eal", "cannot initialise DPDK: %s", rte_strerror(rte_errno));
     return 1;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "checkpoint/writer.h"
+#include "dataplane/control.h"
 #include "dataplane/expectations.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/l7_pool.h"
@@ -111,7 +112,8 @@ struct PipelineCounters {
   uint64_t reopened = 0;                         // TCP port reuse on a finished connection
   uint64_t fragments_expired = 0;
   std::array<uint64_t, kModuleSlots> restored{};  // rebuilt from the checkpoint store
-  uint64_t unprotected = 0;  // opened without a checkpoint slot (store full, store_full allow)
+  uint64_t unprotected = 0;    // opened without a checkpoint slot (store full, store_full allow)
+  uint64_t reload_closed = 0;  // closed because reloaded rules deny them
   FtpCounters ftp;
   SipCounters sip;
 
@@ -177,6 +179,10 @@ class Pipeline {
 
   // A new rule set for connections opened from now on.
   void set_policy(const Policy* policy);
+
+  // Serves a request of the control thread (dataplane/control.h), a
+  // bounded slice of it per call. Returns true once it is done.
+  bool serve_control(ControlRequest& r);
 
   // This pipeline is worker `worker` of `workers` (dataplane/steering.h).
   // Expectations for address pairs another worker owns go to it through

@@ -189,4 +189,20 @@ void stop_ports(const std::vector<PortInfo>& ports) {
   }
 }
 
+nlohmann::json port_stats(const PortInfo& p) {
+  rte_eth_stats st{};
+  rte_eth_stats_get(p.port_id, &st);
+  return {{"name", p.name},
+          {"side", side_name(p.side)},
+          {"pair", p.zone},
+          {"rx_packets", st.ipackets},
+          {"tx_packets", st.opackets},
+          {"rx_bytes", st.ibytes},
+          {"tx_bytes", st.obytes},
+          {"rx_missed", st.imissed},
+          {"rx_errors", st.ierrors},
+          {"tx_errors", st.oerrors},
+          {"rx_no_mbuf", st.rx_nombuf}};
+}
+
 }  // namespace holdfast

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,9 @@ uint32_t mbufs_needed(size_t ports, uint32_t workers);
 uint64_t discard_received(const std::vector<PortInfo>& ports);
 
 void stop_ports(const std::vector<PortInfo>& ports);
+
+// A port's identity and its NIC counters (rte_eth_stats), for the exit
+// statistics and /holdfast/ports.
+nlohmann::json port_stats(const PortInfo& p);
 
 }  // namespace holdfast

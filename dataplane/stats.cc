@@ -56,21 +56,19 @@ void list_calls(const std::vector<const Pipeline*>& pipelines, const Pipeline& p
 
 }  // namespace
 
-json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
+PipelineCounters sum_counters(const std::vector<const Pipeline*>& pipelines) {
   PipelineCounters total;
-  std::vector<uint64_t> hits;
-  std::map<std::string, std::map<std::string, uint64_t>> active;
-  const Policy* policy = nullptr;
-  std::map<uint64_t, json> sessions;  // FTP control connection ID -> it and its data connections
-  json calls = json::array();         // SIP calls with their media connections
   for (const Pipeline* p : pipelines) {
     const PipelineCounters& c = p->counters();
     for (size_t i = 0; i < kReasonCount; ++i) total.reasons[i] += c.reasons[i];
     for (size_t i = 0; i < kModuleSlots; ++i) {
       total.opened[i] += c.opened[i];
       total.expired[i] += c.expired[i];
+      total.restored[i] += c.restored[i];
     }
     total.reopened += c.reopened;
+    total.unprotected += c.unprotected;
+    total.reload_closed += c.reload_closed;
 #define HOLDFAST_FTP_SUM(name) total.ftp.name += c.ftp.name;
     HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_SUM)
 #undef HOLDFAST_FTP_SUM
@@ -78,6 +76,18 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
     HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_SUM)
 #undef HOLDFAST_SIP_SUM
     total.fragments_expired += c.fragments_expired;
+  }
+  return total;
+}
+
+json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
+  const PipelineCounters total = sum_counters(pipelines);
+  std::vector<uint64_t> hits;
+  std::map<std::string, std::map<std::string, uint64_t>> active;
+  const Policy* policy = nullptr;
+  std::map<uint64_t, json> sessions;  // FTP control connection ID -> it and its data connections
+  json calls = json::array();         // SIP calls with their media connections
+  for (const Pipeline* p : pipelines) {
     if (hits.size() < p->rule_hits().size()) hits.resize(p->rule_hits().size());
     for (size_t i = 0; i < p->rule_hits().size(); ++i) hits[i] += p->rule_hits()[i];
     p->flows().for_each([&](uint32_t, const Connection& conn) {

@@ -11,6 +11,9 @@
 
 namespace holdfast {
 
+// Sums the counters of pipelines (not their tables).
+PipelineCounters sum_counters(const std::vector<const Pipeline*>& pipelines);
+
 // Sums counters over pipelines and counts live connections by protocol and
 // state. Keys: packets, passed, dropped, reasons{name: n} (non-zero only),
 // connections{opened, expired, reopened, active{proto: {state: n}}},

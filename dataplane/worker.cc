@@ -3,6 +3,8 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include <csignal>
+
 namespace holdfast {
 namespace {
 
@@ -87,8 +89,29 @@ void Worker::run() {
     }
     flush();
     pipeline_->clean_paced(now_ns_);
+    if (control_.state.load(std::memory_order_acquire) == ControlSlot::kPosted) [[unlikely]] {
+      serve_control();
+    }
   }
   flush();
+}
+
+void Worker::serve_control() {
+  uint32_t posted = ControlSlot::kPosted;
+  // The control thread may take a request back (timeout) until it is served.
+  if (!control_.state.compare_exchange_strong(posted, ControlSlot::kServing,
+                                              std::memory_order_acquire)) {
+    return;
+  }
+  const bool done = pipeline_->serve_control(control_.request);
+  control_.state.store(done ? ControlSlot::kDone : ControlSlot::kPosted, std::memory_order_release);
+}
+
+void Worker::maybe_crash(uint16_t received) {
+  CrashTrigger& c = *shared_->crash;
+  if (c.after.fetch_sub(received, std::memory_order_relaxed) > received) return;
+  // Control path from here: the test asked for this process to die.
+  std::raise(c.signal.load(std::memory_order_relaxed));
 }
 
 void Worker::receive(uint16_t port_index, rte_mbuf** mbufs, uint16_t n, bool from_handoff) {
@@ -101,6 +124,9 @@ void Worker::receive(uint16_t port_index, rte_mbuf** mbufs, uint16_t n, bool fro
     counters_.handoff_in += n;
   } else {
     counters_.rx += n;
+    if (s.crash != nullptr && s.crash->signal.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      maybe_crash(n);
+    }
   }
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = mbufs[i];

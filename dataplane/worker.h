@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dataplane/clock.h"
+#include "dataplane/control.h"
 #include "dataplane/parser.h"
 #include "dataplane/pipeline.h"
 #include "dataplane/ports.h"
@@ -40,8 +41,16 @@ struct alignas(64) WorkerCounters {
   uint64_t loops = 0;
 };
 
+// Crash injection (holdfastctl crash --after-packets N): once signal is
+// set, the worker that receives the packet that makes `after` reach zero
+// raises it, before forwarding the burst that holds it.
+struct CrashTrigger {
+  std::atomic<int> signal{0};  // 0: not armed
+  std::atomic<int64_t> after{0};
+};
+
 // What all workers share, read-only once they run (except the rings, which
-// are single-producer single-consumer per worker pair).
+// are single-producer single-consumer per worker pair, and the crash trigger).
 struct WorkerShared {
   std::vector<PortInfo> ports;
   std::array<int16_t, RTE_MAX_ETHPORTS> port_index{};  // port id -> index in ports, -1 if none
@@ -50,6 +59,7 @@ struct WorkerShared {
   // rings[from][to], nullptr on the diagonal and with one worker.
   std::array<std::array<rte_ring*, kMaxWorkers>, kMaxWorkers> rings{};
   std::atomic<bool>* stop = nullptr;
+  CrashTrigger* crash = nullptr;
 };
 
 class Worker {
@@ -68,13 +78,21 @@ class Worker {
   const Pipeline& pipeline() const { return *pipeline_; }
   Pipeline& pipeline() { return *pipeline_; }
   const WorkerCounters& counters() const { return counters_; }
+  unsigned lcore() const { return lcore_; }
+  void set_lcore(unsigned lcore) { lcore_ = lcore; }
   // Clock (ns) when this worker first handed a frame to a NIC; 0: not yet.
   uint64_t first_tx_ns() const { return first_tx_ns_.load(std::memory_order_relaxed); }
   nlohmann::json stats() const;
+  // Where the control thread posts its requests (dataplane/control.h).
+  ControlSlot& control() { return control_; }
+  // Serves a posted control request, a slice of it; on the worker's lcore,
+  // or by whoever drives the pipeline when no worker runs it.
+  void serve_control();
 
  private:
   void receive(uint16_t port_index, rte_mbuf** mbufs, uint16_t n, bool from_handoff);
   void flush();
+  void maybe_crash(uint16_t received);
 
   uint32_t index_;
   const WorkerShared* shared_;
@@ -84,6 +102,8 @@ class Worker {
   std::vector<rte_eth_dev_tx_buffer*> tx_;  // per port index
   WorkerCounters counters_;
   std::atomic<uint64_t> first_tx_ns_{0};
+  ControlSlot control_;
+  unsigned lcore_ = 0;
 };
 
 }  // namespace holdfast
