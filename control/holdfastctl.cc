@@ -1,6 +1,5 @@
-// holdfastctl: the operator's tool.
-//   holdfastctl supervise [--max-restarts N] -- COMMAND [ARGS...]
-//   holdfastctl conns --ckpt SOCKET [--app APP] [--ckpt-token-file F] [--json]
+// holdfastctl: the operator's tool (usage below, docs/operations.md).
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -11,21 +10,41 @@
 
 #include "checkpoint/client.h"
 #include "checkpoint/inspect.h"
+#include "control/ctl.h"
 #include "control/log.h"
 #include "control/supervise.h"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: holdfastctl supervise [--max-restarts N] -- COMMAND [ARGS...]\n"
-    "       holdfastctl conns --ckpt SOCKET [--app APP] [--ckpt-token-file F] [--json]\n"
-    "  Runs COMMAND (the dataplane) and restarts it with --recover appended after\n"
-    "  every abnormal exit, with a backoff from 0.1 s doubling to 5 s. A clean exit\n"
-    "  ends supervision; SIGINT/SIGTERM are passed to COMMAND.\n"
-    "  conns lists the connections of application APP (default holdfast) as its\n"
-    "  checkpoint set in holdfast-ckptd holds them: those of the running dataplane,\n"
-    "  or after a crash what recovery will restore. Related connections show their\n"
-    "  master; FTP control connections their data connections.\n";
+    "usage: holdfastctl COMMAND [options]\n"
+    "Dataplane (over its DPDK telemetry socket):\n"
+    "  stats                          counters per port, worker and module, drop reasons\n"
+    "  conns [FILTER...]              connections; FILTER: addr A[/LEN], port P, proto\n"
+    "                                 tcp|udp|icmp|other, state S, module ftp|sip, id ID\n"
+    "  conns show ID                  one connection: base layer and every module's slice\n"
+    "  rules show                     the rules in force, with their hits\n"
+    "  rules reload FILE              validate FILE (a configuration) and apply its rules\n"
+    "                                 to new and existing connections\n"
+    "  crash [--signal KILL|SEGV|ABRT] [--after-packets N]\n"
+    "                                 make the dataplane crash, for recovery tests\n"
+    "  metrics                        every counter in Prometheus text format\n"
+    "Checkpoint server (holdfast-ckptd):\n"
+    "  ckpt status                    store size and use, epoch, clients, recovery report\n"
+    "  ckpt clear                     forget the application's checkpoint set\n"
+    "  conns --ckpt SOCKET            connections as the checkpoint set holds them\n"
+    "Supervision:\n"
+    "  supervise [--max-restarts N] -- COMMAND [ARGS...]\n"
+    "                                 run the dataplane, restart it with --recover appended\n"
+    "                                 after every abnormal exit (backoff 0.1 s doubling to\n"
+    "                                 5 s); a clean exit ends it, SIGINT/SIGTERM pass on\n"
+    "Options:\n"
+    "  --json                 machine-readable output\n"
+    "  --file-prefix P        the dataplane's EAL --file-prefix (default rte)\n"
+    "  --telemetry PATH       its telemetry socket (default /var/run/dpdk/P/dpdk_telemetry.v2)\n"
+    "  --ckpt SOCKET          holdfast-ckptd's socket (default /run/holdfast/ckptd.sock)\n"
+    "  --app APP              application id in the store (default holdfast)\n"
+    "  --ckpt-token-file F    token for holdfast-ckptd\n";
 
 int supervise_main(int argc, char** argv) {
   holdfast::SuperviseOptions options;
@@ -60,29 +79,61 @@ int supervise_main(int argc, char** argv) {
   return holdfast::supervise(options);
 }
 
-int conns_main(int argc, char** argv) {
-  holdfast::ckpt::ClientOptions options;
-  bool json_out = false;
+}  // namespace
+
+namespace holdfast::ctl {
+
+std::string Options::telemetry_path() const {
+  if (!telemetry.empty()) return telemetry;
+  // DPDK's runtime directory: /var/run/dpdk/PREFIX as root, else under
+  // $XDG_RUNTIME_DIR (or /tmp).
+  std::string dir = "/var/run";
+  if (getuid() != 0) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    dir = xdg != nullptr ? xdg : "/tmp";
+  }
+  return dir + "/dpdk/" + file_prefix + "/dpdk_telemetry.v2";
+}
+
+bool parse_options(int argc, char** argv, Options* o, std::string* error) {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    if (a == "--json") {
-      json_out = true;
-    } else if (a == "--ckpt" || a == "--app" || a == "--ckpt-token-file") {
-      const char* v = value();
-      if (v == nullptr) {
-        std::fprintf(stderr, "holdfastctl: %s needs a value\n%s", a.c_str(), kUsage);
-        return 2;
+    auto value = [&](std::string* into) {
+      if (i + 1 >= argc) {
+        *error = a + " needs a value";
+        return false;
       }
-      (a == "--ckpt" ? options.socket : a == "--app" ? options.app : options.token_file) = v;
-    } else if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
+      *into = argv[++i];
+      return true;
+    };
+    if (a == "--json") {
+      o->json = true;
+    } else if (a == "--telemetry") {
+      if (!value(&o->telemetry)) return false;
+    } else if (a == "--file-prefix") {
+      if (!value(&o->file_prefix)) return false;
+    } else if (a == "--ckpt") {
+      if (!value(&o->ckpt_socket)) return false;
+      o->ckpt_given = true;
+    } else if (a == "--app") {
+      if (!value(&o->app)) return false;
+    } else if (a == "--ckpt-token-file") {
+      if (!value(&o->token_file)) return false;
     } else {
-      std::fprintf(stderr, "holdfastctl: unknown conns option \"%s\"\n%s", a.c_str(), kUsage);
-      return 2;
+      o->args.push_back(a);
     }
   }
+  return true;
+}
+
+// conns --ckpt: the application's connections as its checkpoint set holds
+// them, read as a reader of holdfast-ckptd.
+int conns_from_store(const Options& o) {
+  holdfast::ckpt::ClientOptions options;
+  options.socket = o.ckpt_socket;
+  options.app = o.app;
+  options.token_file = o.token_file;
+  const bool json_out = o.json;
   if (options.socket.empty()) {
     std::fprintf(stderr, "holdfastctl: conns needs --ckpt SOCKET (holdfast-ckptd's socket)\n");
     return 2;
@@ -147,7 +198,7 @@ int conns_main(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
+}  // namespace holdfast::ctl
 
 int main(int argc, char** argv) {
   holdfast::set_log_program("holdfastctl");
@@ -155,8 +206,28 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  if (std::strcmp(argv[1], "supervise") == 0) return supervise_main(argc - 2, argv + 2);
-  if (std::strcmp(argv[1], "conns") == 0) return conns_main(argc - 2, argv + 2);
-  std::fprintf(stderr, "holdfastctl: unknown command \"%s\"\n%s", argv[1], kUsage);
-  return 2;
+  const std::string command = argv[1];
+  if (command == "supervise") return supervise_main(argc - 2, argv + 2);
+  namespace ctl = holdfast::ctl;
+  const std::map<std::string, int (*)(const ctl::Options&)> commands = {
+      {"stats", ctl::stats_main}, {"conns", ctl::conns_main},     {"rules", ctl::rules_main},
+      {"crash", ctl::crash_main}, {"metrics", ctl::metrics_main}, {"ckpt", ctl::ckpt_main}};
+  const auto it = commands.find(command);
+  if (it == commands.end()) {
+    std::fprintf(stderr, "holdfastctl: unknown command \"%s\"\n%s", command.c_str(), kUsage);
+    return 2;
+  }
+  ctl::Options options;
+  std::string error;
+  if (!ctl::parse_options(argc - 2, argv + 2, &options, &error)) {
+    std::fprintf(stderr, "holdfastctl: %s\n", error.c_str());
+    return 2;
+  }
+  for (const std::string& a : options.args) {
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  }
+  return it->second(options);
 }

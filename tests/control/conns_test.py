@@ -111,8 +111,10 @@ def main():
         expect_relations(conns("crashed"), "crashed replay")
 
         # 3. Errors.
-        r = run([a.holdfastctl, "conns"])
-        check(r.returncode == 2 and "--ckpt" in r.stderr, "conns without --ckpt: " + r.stderr)
+        # Without --ckpt conns asks a running dataplane; there is none here.
+        r = run([a.holdfastctl, "conns", "--telemetry", os.path.join(work, "none.v2")])
+        check(r.returncode == 1 and "cannot reach the dataplane" in r.stderr,
+              "conns without a dataplane: " + r.stderr)
         r = run([a.holdfastctl, "conns", "--ckpt", os.path.join(work, "nothing.sock")])
         check(r.returncode == 1 and "cannot reach holdfast-ckptd" in r.stderr,
               "unreachable socket: " + r.stderr)
