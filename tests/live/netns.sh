@@ -74,14 +74,18 @@ EOF
 }
 
 # The holdfast command line for this namespace setup: EAL options, then
-# "--" and the application options (the caller may add more).
+# "--" and the application options (the caller may add more). With
+# TELEMETRY=1 the dataplane serves its telemetry socket (holdfastctl
+# --file-prefix hf-live-$ID); otherwise it runs without one.
 holdfast_command() {
   local lcores="0@0" w
   if [ "$WORKERS" -gt 1 ]; then
     # Main lcore plus WORKERS worker lcores, spread over the CPUs there are.
     for w in $(seq 1 "$WORKERS"); do lcores="$lcores,$w@$((w % $(nproc)))"; done
   fi
-  echo "$HOLDFAST --no-huge --no-pci -m 512 --lcores $lcores --no-shconf --no-telemetry" \
+  local telemetry="--no-telemetry"
+  [ "${TELEMETRY:-0}" = 1 ] && telemetry=""
+  echo "$HOLDFAST --no-huge --no-pci -m 512 --lcores $lcores --no-shconf $telemetry" \
     "--file-prefix hf-live-$ID" \
     "--vdev net_af_packet0,iface=fwi$ID,qpairs=$WORKERS" \
     "--vdev net_af_packet1,iface=fwo$ID,qpairs=$WORKERS" \
