@@ -2,8 +2,10 @@
 # holdfastctl against a running dataplane (net_af_packet, two workers, under
 # supervision, checkpointing into holdfast-ckptd; tests/live/netns.sh),
 # checking what it prints against the traffic the test sent:
-#   - a rate-limited 24 MiB HTTP download from inside, 5 pings, 3 UDP
-#     datagrams from outside that no rule allows;
+#   - a rate-limited 64 MiB HTTP download from inside (a minute at 1 MiB/s,
+#     so it is still running at the last reload however slow the steps
+#     before it are), 5 pings, 3 UDP datagrams from outside that no rule
+#     allows;
 #   - stats: workers, the pings' and datagrams' counts, ports, rule hits;
 #   - conns with filters, conns show (the TCP slice), rules show;
 #   - rules reload of a bad file: refused with the JSON path, old rules stay;
@@ -40,9 +42,9 @@ ctlc stats --json >"$WORK/before.json" || fail "stats before traffic"
 [ "$(jget "$WORK/before.json" 'j["info"]["workers"]')" = 2 ] || fail "stats: workers != 2"
 [ "$(jget "$WORK/before.json" 'j["info"]["ckpt"]')" = connected ] || fail "stats: not checkpointing"
 
-# Traffic. The download runs at 1 MiB/s, long enough for everything below.
+# Traffic. The download runs at 1 MiB/s, longer than everything below.
 mkdir -p "$WORK/www"
-head -c $((24 * 1024 * 1024)) /dev/urandom >"$WORK/www/big"
+head -c $((64 * 1024 * 1024)) /dev/urandom >"$WORK/www/big"
 http_server "$NS_OUT" 10.9.0.2 8080 "$WORK/www"
 ip netns exec "$NS_IN" curl -s --limit-rate 1M --speed-limit 1 --speed-time 6 \
   -o "$WORK/big" http://10.9.0.2:8080/big 2>"$WORK/curl.log" &
@@ -138,7 +140,7 @@ grep -q ", 1 closed" "$WORK/reload.txt" || fail "reload did not close the downlo
 [ "$(ctl conns id "$WEB" --json | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["connections"]))')" = 0 ] ||
   fail "the denied connection is still listed"
 if wait "$CURL"; then fail "the download completed although its connection was closed"; fi
-[ "$(stat -c %s "$WORK/big")" -lt $((24 * 1024 * 1024)) ] || fail "the download completed"
+[ "$(stat -c %s "$WORK/big")" -lt $((64 * 1024 * 1024)) ] || fail "the download completed"
 ctlc stats --json >"$WORK/stats3.json" || fail "stats after the reload"
 [ "$(jget "$WORK/stats3.json" 'j["stats"]["totals"]["reload_closed"]')" -ge 1 ] ||
   fail "stats: reload_closed"
