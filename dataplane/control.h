@@ -36,8 +36,7 @@ struct ConnFilter {
   const char* state = nullptr;   // the layer-4 module's state name
   bool has_addr = false;         // either end in addr/prefix
   Cidr addr;
-  int32_t port = -1;     // either end's port
-  bool related = false;  // only connections with a master
+  int32_t port = -1;  // either end's port
 };
 
 // A connection as the worker had it, for listing.

@@ -18,7 +18,6 @@ bool matches(const ConnFilter& f, const Connection& c) {
   if (f.id != 0 && c.id != f.id) return false;
   if (f.l4 != ModuleId::none && c.l4 != f.l4) return false;
   if (f.l7 != ModuleId::none && c.l7 != f.l7) return false;
-  if (f.related && c.master_id == 0) return false;
   if (f.port >= 0 && c.key.lo_port != f.port && c.key.hi_port != f.port) return false;
   if (f.has_addr && !f.addr.contains(c.key.lo) && !f.addr.contains(c.key.hi)) return false;
   if (f.state != nullptr && std::strcmp(state_of(c), f.state) != 0) return false;

@@ -56,6 +56,22 @@ void list_calls(const std::vector<const Pipeline*>& pipelines, const Pipeline& p
 
 }  // namespace
 
+json module_counters_json(const FtpCounters& c) {
+  json out = json::object();
+#define HOLDFAST_FTP_JSON(name) out[#name] = c.name;
+  HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_JSON)
+#undef HOLDFAST_FTP_JSON
+  return out;
+}
+
+json module_counters_json(const SipCounters& c) {
+  json out = json::object();
+#define HOLDFAST_SIP_JSON(name) out[#name] = c.name;
+  HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_JSON)
+#undef HOLDFAST_SIP_JSON
+  return out;
+}
+
 PipelineCounters sum_counters(const std::vector<const Pipeline*>& pipelines) {
   PipelineCounters total;
   for (const Pipeline* p : pipelines) {
@@ -137,10 +153,7 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
   conns["active"] = active.empty() ? json::object() : json(active);
   out["connections"] = conns;
   out["fragments_expired"] = total.fragments_expired;
-  json ftp = json::object();
-#define HOLDFAST_FTP_JSON(name) ftp[#name] = total.ftp.name;
-  HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_JSON)
-#undef HOLDFAST_FTP_JSON
+  json ftp = module_counters_json(total.ftp);
   json listed = json::array();
   for (auto& [id, session] : sessions) {
     std::sort(session["data"].begin(), session["data"].end(),
@@ -154,10 +167,7 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
   ftp["open_sessions"] = listed;
   ftp["open_sessions_total"] = sessions.size();
   out["ftp"] = ftp;
-  json sip = json::object();
-#define HOLDFAST_SIP_JSON(name) sip[#name] = total.sip.name;
-  HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_JSON)
-#undef HOLDFAST_SIP_JSON
+  json sip = module_counters_json(total.sip);
   std::sort(calls.begin(), calls.end(), [](const json& a, const json& b) {
     return a["signalling"] != b["signalling"] ? a["signalling"] < b["signalling"]
                                               : a["call_id"] < b["call_id"];

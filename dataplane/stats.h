@@ -11,6 +11,10 @@
 
 namespace holdfast {
 
+// A module's counters by name.
+nlohmann::json module_counters_json(const FtpCounters& c);
+nlohmann::json module_counters_json(const SipCounters& c);
+
 // Sums the counters of pipelines (not their tables).
 PipelineCounters sum_counters(const std::vector<const Pipeline*>& pipelines);
 

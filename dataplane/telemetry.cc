@@ -234,17 +234,14 @@ json cmd_stats(const TelemetryContext& ctx) {
   for (size_t i = 0; i < kReasonCount; ++i) {
     (kReasonPasses[i] ? pass : drop)[std::string(kReasonNames[i])] = total.reasons[i];
   }
-  json ftp = json::object();
-#define HOLDFAST_FTP_JSON(name) ftp[#name] = total.ftp.name;
-  HOLDFAST_FTP_COUNTERS(HOLDFAST_FTP_JSON)
-#undef HOLDFAST_FTP_JSON
-  json sip = json::object();
-#define HOLDFAST_SIP_JSON(name) sip[#name] = total.sip.name;
-  HOLDFAST_SIP_COUNTERS(HOLDFAST_SIP_JSON)
-#undef HOLDFAST_SIP_JSON
-  json out = {
-      {"totals", totals},   {"pass_reasons", pass}, {"drop_reasons", drop}, {"opened", opened},
-      {"expired", expired}, {"restored", restored}, {"ftp", ftp},           {"sip", sip}};
+  json out = {{"totals", totals},
+              {"pass_reasons", pass},
+              {"drop_reasons", drop},
+              {"opened", opened},
+              {"expired", expired},
+              {"restored", restored},
+              {"ftp", module_counters_json(total.ftp)},
+              {"sip", module_counters_json(total.sip)}};
   json ckpt = {{"status", ckpt_status(ctx)}};
   if (ctx.client != nullptr) {
     ckpt["epoch"] = ctx.client->epoch();
@@ -286,14 +283,10 @@ json cmd_states(const TelemetryContext& ctx) {
   if (!ctx.workers_running) return error_reply("the workers are not running yet");
   std::map<std::string, uint64_t> counts;
   for (Worker* w : ctx.workers) {
-    ControlRequest r;
-    r.op = ControlOp::states;
-    while (r.cursor < w->pipeline().flows().capacity()) {
-      ControlRequest done;
-      if (!ask(*w, r, &done, kAskTimeout)) return error_reply("a worker did not answer in time");
-      r = done;
-      if (r.cursor >= w->pipeline().flows().capacity()) break;
-    }
+    ControlRequest q;
+    q.op = ControlOp::states;
+    ControlRequest r;  // done once the whole table is counted
+    if (!ask(*w, q, &r, kAskTimeout)) return error_reply("a worker did not answer in time");
     for (uint32_t k = 0; k < r.count_kinds; ++k) {
       counts[std::string(module_name(r.counts[k].l4)) + "/" + r.counts[k].state] +=
           r.counts[k].count;
@@ -456,8 +449,7 @@ json cmd_conns(const TelemetryContext& ctx, const std::string& params) {
   return out;
 }
 
-json flag_names(uint8_t flags) {
-  json out = json::array();
+std::string flag_names(uint8_t flags) {
   const std::pair<uint8_t, const char*> names[] = {
       {TcpSlice::kWindowScale, "window_scale"}, {TcpSlice::kSackPermitted, "sack"},
       {TcpSlice::kMaxAckSet, "ack_seen"},       {TcpSlice::kDataUnacked, "data_unacked"},
@@ -491,12 +483,10 @@ json cmd_conn(const TelemetryContext& ctx, const std::string& params) {
     r.out = &found;
     r.out_capacity = 1;
     r.detail = detail.get();
-    while (!have && r.cursor < w->pipeline().flows().capacity()) {
-      ControlRequest done;
-      if (!ask(*w, r, &done, kAskTimeout)) return error_reply("a worker did not answer in time");
-      have = done.out_count == 1;
-      r.cursor = done.cursor;
-    }
+    // Done once it is found or the whole table was searched.
+    ControlRequest done;
+    if (!ask(*w, r, &done, kAskTimeout)) return error_reply("a worker did not answer in time");
+    have = done.out_count == 1;
     if (have) break;
   }
   if (!have) return error_reply("no connection " + std::to_string(id));
@@ -687,15 +677,11 @@ json cmd_reload(TelemetryContext& ctx, const std::string& path) {
     r.hits = &hits[w];
     r.denied = ids.data();
     r.denied_capacity = static_cast<uint32_t>(ids.size());
-    ControlRequest done;
-    do {
-      if (!ask(worker, r, &done, std::chrono::milliseconds(10000))) {
-        all = false;
-        break;
-      }
-      r = done;
-    } while (r.cursor < worker.pipeline().flows().capacity());
-    if (!all) break;
+    ControlRequest done;  // once the whole table is re-checked
+    if (!ask(worker, r, &done, std::chrono::milliseconds(10000))) {
+      all = false;
+      break;
+    }
     checked += done.checked;
     closed += done.closed;
     denied.insert(denied.end(), ids.begin(), ids.begin() + done.denied_count);
@@ -712,16 +698,13 @@ json cmd_reload(TelemetryContext& ctx, const std::string& path) {
   std::sort(denied.begin(), denied.end());
   uint64_t closed_related = 0;
   for (Worker* w : ctx.workers) {
+    if (denied.empty()) break;
     ControlRequest r;
     r.op = ControlOp::close_related;
     r.masters = denied.data();
     r.master_count = static_cast<uint32_t>(denied.size());
     ControlRequest done;
-    do {
-      if (denied.empty() || !ask(*w, r, &done, kAskTimeout)) break;
-      r = done;
-    } while (r.cursor < w->pipeline().flows().capacity());
-    closed_related += r.closed;
+    if (ask(*w, r, &done, kAskTimeout)) closed_related += done.closed;
   }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
