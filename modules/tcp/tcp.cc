@@ -118,8 +118,11 @@ uint8_t window_shift(const TcpSlice& s, int d) {
 }
 
 // The window check of the file comment. With update false nothing is
-// written; with update true the slice advances only when the check passes.
-bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
+// written; with update true the slice advances only when the check passes,
+// and *moved (when given) tells whether the advance changed any byte of
+// the slice, for an end already seen and a segment without SYN (the only
+// case the fast path of TcpModule::track asks about).
+bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update, bool* moved = nullptr) {
   const int d = static_cast<int>(dir);
   const int r = 1 - d;
   TcpSender& sender = s.sender[d];
@@ -195,7 +198,16 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   if (!ok && !liberal) return false;
   if (!update) return true;
 
-  if (sender.maxwin < win) sender.maxwin = win;
+  // Every write below either is guarded by a strict comparison with the
+  // value it replaces, and so changes it (changes), or is to the flags or
+  // maxend, compared at the end.
+  const uint8_t flags_before[2] = {s.flags[0], s.flags[1]};
+  const uint32_t maxend_before = receiver.maxend;
+  bool changes = false;
+  if (sender.maxwin < win) {
+    sender.maxwin = win;
+    changes = true;
+  }
   // Only a first fragment reaches the tracker (later ones follow its
   // verdict). New data shows where an earlier fragmented segment ended;
   // a retransmission does not.
@@ -206,28 +218,38 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   }
   if ((s.flags[r] & TcpSlice::kUnknownEnd) && after(sack, receiver.end)) {
     receiver.end = sack;  // acknowledged, so sent
+    changes = true;
   }
   if (after(end, sender.end)) {
     sender.end = end;
     s.flags[d] |= TcpSlice::kDataUnacked;
+    changes = true;
   }
   if (flags & tcpflag::kAck) {
     if (!(s.flags[d] & TcpSlice::kMaxAckSet)) {
-      sender.maxack = ack;
+      sender.maxack = ack;  // the flag below changes
       s.flags[d] |= TcpSlice::kMaxAckSet;
     } else if (after(ack, sender.maxack)) {
       sender.maxack = ack;
+      changes = true;
     }
   }
   // What this segment offers the receiver. Nothing until the receiver has
   // been seen: its first segment sets its window from scratch, and writing
   // here before would make a retransmitted SYN change the slice.
-  if (receiver.maxwin != 0 && after(end, sender.maxend)) receiver.maxwin += end - sender.maxend;
+  if (receiver.maxwin != 0 && after(end, sender.maxend)) {
+    receiver.maxwin += end - sender.maxend;
+    changes = true;
+  }
   if (receiver.maxwin != 0 && after(sack + win, receiver.maxend - 1)) {
     receiver.maxend = sack + win;
     if (win == 0) ++receiver.maxend;  // leave room for a zero-window probe
   }
   if (ack == receiver.end) s.flags[r] &= static_cast<uint8_t>(~TcpSlice::kDataUnacked);
+  if (moved != nullptr) {
+    *moved = changes || receiver.maxend != maxend_before || s.flags[0] != flags_before[0] ||
+             s.flags[1] != flags_before[1];
+  }
   return true;
 }
 
@@ -272,7 +294,27 @@ void TcpModule::open(Slice& s, const ParsedPacket& p, const TrackerSettings&) {
 }
 
 Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
-                         const TrackerSettings& /*settings*/) {
+                         const TrackerSettings& settings) {
+  // Fast path, nearly every segment of a connection's life: an ACK (PSH,
+  // URG, ECE, CWR aside) on an established connection from an end already
+  // seen. The transition table maps it back to ESTABLISHED in both
+  // directions, and the window check writes nothing unless it passes (no
+  // SYN to re-initialise from, no first segment to learn from), so neither
+  // the state machine nor a copy of the slice to restore or compare is
+  // needed: in_window tells what it changed. track_general decides the
+  // same (tests/unit/modules/tcp/tcp_test.cc compares the two).
+  const int d = static_cast<int>(dir);
+  if (s.state == TcpState::established && classify(p.tcp.flags) == kSegAck &&
+      s.sender[d].maxwin != 0) [[likely]] {
+    bool moved = false;
+    if (!in_window(s, p, dir, true, &moved)) return Outcome::drop(Reason::tcp_out_of_window);
+    return Outcome::pass(moved);
+  }
+  return track_general(s, p, dir, settings);
+}
+
+Outcome TcpModule::track_general(Slice& s, const ParsedPacket& p, Dir dir,
+                                 const TrackerSettings& /*settings*/) {
   const int d = static_cast<int>(dir);
   const SegmentClass cls = classify(p.tcp.flags);
   const TcpState old_state = s.state;

@@ -112,6 +112,10 @@ struct TcpModule {
   static Reason can_open(const ParsedPacket& p, const TrackerSettings& settings);
   static void open(Slice& s, const ParsedPacket& p, const TrackerSettings& settings);
   static Outcome track(Slice& s, const ParsedPacket& p, Dir dir, const TrackerSettings& settings);
+  // The whole state machine, without track's fast path for established
+  // ACKs; decides every segment exactly as track does.
+  static Outcome track_general(Slice& s, const ParsedPacket& p, Dir dir,
+                               const TrackerSettings& settings);
   // Inline: every packet of every connection asks (the expiry check).
   static uint32_t timeout_ms(const Slice& s, const TrackerSettings& settings);
   static bool valid(const Slice& s);

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <ostream>
+#include <random>
 
 #include "tests/support/packet_builder.h"  // PrintTo(Reason)
 
@@ -841,6 +842,68 @@ TEST_F(TcpTrack, QuotedSegmentFromAnUnseenEndIsNotPlausible) {
   open(syn());
   EXPECT_TRUE(TcpModule::quoted_segment_in_window(s, Dir::original, client_isn));
   EXPECT_FALSE(TcpModule::quoted_segment_in_window(s, Dir::reply, server_isn));
+}
+
+// ---------------------------------------------------------------------------
+// The fast path of TcpModule::track (established ACKs) against the whole
+// state machine (track_general): random conversations, every segment
+// decided by both on copies of the same slice; outcome, `changed` and the
+// slice after it must agree. Segments stray around the window edges, so
+// both in-window and out-of-window ones, data, pure ACKs, SACK, zero
+// windows, first fragments, FIN and RST (which leave the fast path) occur.
+TEST_F(TcpTrack, FastPathDecidesAsTheStateMachine) {
+  std::mt19937 rng(20261122);
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  size_t fast = 0;
+  size_t changed = 0;
+  size_t dropped = 0;
+  for (int conversation = 0; conversation < 2000; ++conversation) {
+    client_isn = static_cast<uint32_t>(rng());
+    server_isn = static_cast<uint32_t>(rng());
+    s = TcpSlice{};
+    const uint8_t ws = pick(4) == 0 ? kNoScale : static_cast<uint8_t>(pick(15));
+    handshake(ws, ws);
+    if (pick(8) == 0) s.flags[0] = s.flags[1] |= TcpSlice::kLiberal;
+    uint32_t next[2] = {c(), v()};  // what each end sends next, roughly
+    for (int step = 0; step < 60; ++step) {
+      const int d = static_cast<int>(pick(2));
+      Seg seg;
+      const uint32_t r = pick(100);
+      seg.flags = r < 70 ? kAck : r < 90 ? (kAck | kPsh) : r < 95 ? (kAck | kFin) : (kAck | kRst);
+      // Mostly near what was sent; sometimes far off either way.
+      const int32_t jitter =
+          pick(5) == 0 ? static_cast<int32_t>(rng()) : static_cast<int32_t>(pick(4000)) - 2000;
+      seg.seq = next[d] + (pick(3) == 0 ? jitter : 0);
+      seg.ack = next[1 - d] + (pick(4) == 0 ? jitter / 2 : 0);
+      seg.window = static_cast<uint16_t>(pick(6) == 0 ? 0 : pick(65536));
+      seg.len = static_cast<uint16_t>(pick(3) == 0 ? 0 : pick(1461));
+      if (pick(6) == 0) seg.sack_right = seg.ack + pick(3000);
+      seg.first_fragment = pick(20) == 0;
+      const ParsedPacket p = packet(seg);
+      const Dir dir = d == 0 ? Dir::original : Dir::reply;
+      const bool takes_fast = s.state == TcpState::established &&
+                              (seg.flags & (kFin | kRst)) == 0 && s.sender[d].maxwin != 0;
+      TcpSlice general = s;
+      const Outcome a = TcpModule::track(s, p, dir, settings);
+      const Outcome b = TcpModule::track_general(general, p, dir, settings);
+      ASSERT_EQ(a.action, b.action) << "conversation " << conversation << " step " << step;
+      ASSERT_EQ(a.reason, b.reason) << "conversation " << conversation << " step " << step;
+      ASSERT_EQ(a.changed, b.changed) << "conversation " << conversation << " step " << step;
+      ASSERT_TRUE(same_bytes(s, general)) << "conversation " << conversation << " step " << step;
+      fast += takes_fast;
+      changed += takes_fast && a.changed;
+      dropped += takes_fast && a.action == Outcome::Action::drop;
+      if (a.action == Outcome::Action::pass && !seg.first_fragment) {
+        next[d] = seg.seq + seg.len + ((seg.flags & kFin) ? 1 : 0);
+      }
+      if (s.state != TcpState::established && pick(4) == 0) break;
+    }
+  }
+  // The sample must exercise the fast path both ways.
+  EXPECT_GT(fast, 20'000u);
+  EXPECT_GT(changed, 5'000u);
+  EXPECT_GT(fast - changed - dropped, 2'000u);  // passed, slice unchanged
+  EXPECT_GT(dropped, 2'000u);
 }
 
 }  // namespace
