@@ -54,13 +54,23 @@ bool malformed(ParsedPacket& out, Reason why) {
 
 // RFC 1071 one's complement sum, 32 bits at a time into a 64-bit
 // accumulator: since 2^16 = 1 modulo 0xffff, the folded result equals the
-// sum of 16-bit words, with half the additions of DPDK 22.11's
+// sum of 16-bit words, with a quarter of the additions of DPDK 22.11's
 // rte_raw_cksum (a 16-bit loop) and no carry handling inside the loop.
+// Eight bytes are loaded at once and their halves added: each addition is
+// below 2^33, so 2^31 of them (far more than a frame holds) cannot
+// overflow the accumulator.
 uint64_t add_words(const uint8_t* p, uint32_t len, uint64_t sum) {
-  for (; len >= 4; len -= 4, p += 4) {
+  for (; len >= 8; len -= 8, p += 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    sum += (v & 0xffffffffu) + (v >> 32);
+  }
+  if (len >= 4) {
     uint32_t v;
     std::memcpy(&v, p, 4);
     sum += v;
+    p += 4;
+    len -= 4;
   }
   if (len >= 2) {
     uint16_t v;
@@ -613,7 +623,10 @@ bool parse_ipv6(ParsedPacket& out, const uint8_t* ip, uint32_t avail, const Pars
 
 void parse_frame(const uint8_t* frame, uint32_t len, Side side, uint8_t zone,
                  const ParseOptions& options, ParsedPacket& out, OffloadHints hints) {
-  out = ParsedPacket{};
+  // A copy of a constant, which compiles to a few wide moves; assigning
+  // ParsedPacket{} stored each member's default one by one.
+  static constexpr ParsedPacket kEmpty{};
+  std::memcpy(static_cast<void*>(&out), &kEmpty, sizeof out);
   out.frame = frame;
   out.frame_len = len;
   out.side = side;

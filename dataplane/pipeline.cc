@@ -464,7 +464,8 @@ Reason Pipeline::admit(const Policy::Match& match) {
   return match.rule < 0 ? Reason::default_deny : Reason::policy_deny;
 }
 
-bool Pipeline::expired(const Connection& c) const {
+// Inline: every packet of a tracked connection asks, from track().
+[[gnu::always_inline]] inline bool Pipeline::expired(const Connection& c) const {
   uint32_t timeout = visit_l4(c.l4, [&]<typename M>(M) {
     return M::timeout_ms(c.slice<typename M::Slice>(), settings_.tracker);
   });
