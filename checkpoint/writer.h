@@ -135,21 +135,32 @@ class WorkerCheckpoint {
     return slot < regions_[module].slot_count;
   }
 
+  // A write only stores into the slot, never loads from it. The sequence
+  // number comes from this writer's own counter, not from the slot: a load
+  // would wait for the slot's cache line (not in cache at 100k connections
+  // and more), and nothing after it could retire meanwhile, so every
+  // packet that changes state would pay a whole memory latency. Stores
+  // wait in the store buffer while the core goes on. The counter's next
+  // even value also serves a reader's before/after comparison
+  // (slot_read.h): every write leaves a value the slot has not held in
+  // this writer's life, which starts on a zeroed set (until the counter
+  // wraps, after 2^31 writes).
   void put(uint8_t module, uint32_t position, uint64_t conn_id, const void* slice,
            uint32_t length) {
     const MappedRegion& r = regions_[module];
     SlotHeader* h = r.slot(position);
+    const uint32_t seq = next_seq();
     // Odd while writing. The release fence keeps the slice's stores after
     // the odd counter (x86 stores are ordered; this stops the compiler).
-    const uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED) | 1u;
-    __atomic_store_n(&h->seq, seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->seq, seq - 1, __ATOMIC_RELAXED);
     std::atomic_thread_fence(std::memory_order_release);
     h->length = static_cast<uint16_t>(length);
     h->module = module;
     h->schema = static_cast<uint8_t>(r.schema);
     h->conn_id = conn_id;
     std::memcpy(reinterpret_cast<uint8_t*>(h) + sizeof(SlotHeader), slice, length);
-    __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->seq, seq, __ATOMIC_RELEASE);
+    ++writes_[module];
   }
 
   void put_base(uint32_t position, const Connection& c) {
@@ -165,17 +176,37 @@ class WorkerCheckpoint {
   void erase(uint8_t module, uint32_t position) {
     const MappedRegion& r = regions_[module];
     SlotHeader* h = r.slot(position);
-    const uint32_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED) | 1u;
-    __atomic_store_n(&h->seq, seq, __ATOMIC_RELAXED);
+    const uint32_t seq = next_seq();
+    __atomic_store_n(&h->seq, seq - 1, __ATOMIC_RELAXED);
     std::atomic_thread_fence(std::memory_order_release);
     h->conn_id = 0;
     h->length = 0;
-    __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->seq, seq, __ATOMIC_RELEASE);
+    ++writes_[module];
   }
 
+  // Asks for the cache lines of a slot a put is likely to write soon, so
+  // the put's stores find them (a slot may straddle two lines).
+  void prefetch(uint8_t module, uint32_t position) const {
+    const MappedRegion& r = regions_[module];
+    const auto* first = reinterpret_cast<const uint8_t*>(r.slot(position));
+    __builtin_prefetch(first, 1, 3);
+    __builtin_prefetch(first + r.slot_size - 1, 1, 3);
+  }
+
+  // Puts and erases of module's slots so far.
+  uint64_t writes(uint8_t module) const { return writes_[module]; }
+
  private:
+  uint32_t next_seq() {
+    seq_ += 2;
+    return seq_;
+  }
+
   MappedRegion regions_[kModuleSlots];
   uint32_t slots_ = 0;
+  uint32_t seq_ = 0;  // the even value the last write left
+  uint64_t writes_[kModuleSlots] = {};
 };
 
 }  // namespace holdfast::ckpt

@@ -274,7 +274,8 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
   uint32_t hashes[kMaxBurst];
   bool src_is_lo[kMaxBurst];
   int32_t positions[kMaxBurst];
-  int16_t lookup_of[kMaxBurst];  // packet index -> lookup slot, -1 if none
+  int16_t lookup_of[kMaxBurst];   // packet index -> lookup slot, -1 if none
+  uint16_t packet_of[kMaxBurst];  // lookup slot -> packet index
   uint16_t m = 0;
   for (uint16_t i = 0; i < n; ++i) {
     const ParsedPacket& p = packets[i];
@@ -288,14 +289,26 @@ void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,
     key_ptrs[m] = &keys[m];
     hashes[m] = FlowTable::hash(keys[m]);
     lookup_of[i] = static_cast<int16_t>(m);
+    packet_of[m] = i;
     ++m;
   }
 
-  // Stage 2: one bulk lookup, then prefetch the entries that hit.
+  // Stage 2: one bulk lookup, then prefetch the entries that hit, and the
+  // TCP checkpoint slot of a segment that will most likely change its
+  // connection's slice (data, SYN, FIN, RST): the put then finds its lines
+  // in cache instead of waiting for them (see checkpoint/writer.h).
   if (m != 0) {
     flows_->lookup_bulk(key_ptrs, hashes, m, positions);
     for (uint16_t j = 0; j < m; ++j) {
-      if (positions[j] >= 0) flows_->prefetch(static_cast<uint32_t>(positions[j]));
+      if (positions[j] < 0) continue;
+      const auto pos = static_cast<uint32_t>(positions[j]);
+      flows_->prefetch(pos);
+      const ParsedPacket& p = packets[packet_of[j]];
+      if (ckpt_ != nullptr && p.proto == kProtoTcp && ckpt_->covers(pos) &&
+          (p.tcp.payload_len != 0 ||
+           (p.tcp.flags & (tcpflag::kSyn | tcpflag::kFin | tcpflag::kRst)) != 0)) {
+        ckpt_->prefetch(static_cast<uint8_t>(ModuleId::tcp), pos);
+      }
     }
   }
 

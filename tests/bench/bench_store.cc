@@ -144,19 +144,6 @@ bool BenchStore::attach(const ckpt::RegionSet& set, std::vector<ckpt::WorkerChec
   return ckpt::attach_writers(map_, set, writers, error);
 }
 
-uint64_t BenchStore::writes(const ckpt::RegionSet& set, uint8_t module) const {
-  uint64_t sum = 0;
-  for (const ckpt::RegionEntry& r : set.regions) {
-    if (r.module != module) continue;
-    for (uint32_t i = 0; i < r.slot_count; ++i) {
-      const auto* h =
-          reinterpret_cast<const ckpt::SlotHeader*>(map_ + r.offset + uint64_t{i} * r.slot_size);
-      sum += h->seq / 2;
-    }
-  }
-  return sum;
-}
-
 uint64_t BenchStore::used_slots(const ckpt::RegionSet& set, uint8_t module) const {
   uint64_t n = 0;
   for (const ckpt::RegionEntry& r : set.regions) {

@@ -51,12 +51,8 @@ class BenchStore {
   bool attach(const ckpt::RegionSet& set, std::vector<ckpt::WorkerCheckpoint>* writers,
               std::string* error);
 
-  // Writes (puts and erases) made into module `module`'s regions of `set`
-  // since the set was last zeroed: every write adds 2 to its slot's
-  // sequence counter. Reading a hole of a tmpfs file allocates its page:
-  // take resident_bytes() before.
-  uint64_t writes(const ckpt::RegionSet& set, uint8_t module) const;
-  // Slots of module `module` in `set` holding a connection.
+  // Slots of module `module` in `set` holding a connection. Reading a hole
+  // of a tmpfs file allocates its page: take resident_bytes() before.
   uint64_t used_slots(const ckpt::RegionSet& set, uint8_t module) const;
 
   uint8_t* data() const { return map_; }

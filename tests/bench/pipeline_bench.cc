@@ -282,16 +282,20 @@ std::unique_ptr<Checkpoint> make_checkpoint(uint32_t workers, uint32_t slots) {
   return c;
 }
 
-// Checkpoint writes (puts and erases) so far, per module, read from the
-// slots' sequence counters (untimed: a walk over the regions).
+// Checkpoint writes (puts and erases) so far, per module, as the writers
+// counted them.
 struct Writes {
   uint64_t base = 0;
   uint64_t tcp = 0;
 };
 
 Writes count_writes(const Checkpoint& c) {
-  return {c.store->writes(c.set, ckpt::kBaseModule),
-          c.store->writes(c.set, static_cast<uint8_t>(ModuleId::tcp))};
+  Writes w;
+  for (const ckpt::WorkerCheckpoint& writer : c.writers) {
+    w.base += writer.writes(ckpt::kBaseModule);
+    w.tcp += writer.writes(static_cast<uint8_t>(ModuleId::tcp));
+  }
+  return w;
 }
 
 void report_writes(benchmark::State& state, const Writes& before, const Writes& after,
