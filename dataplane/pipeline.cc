@@ -851,12 +851,12 @@ void Pipeline::forget_checkpoint(const Connection& c, uint32_t index) {
   ckpt_->erase(ckpt::kBaseModule, index);
 }
 
-int32_t Pipeline::restore(const FlowKey& key, uint64_t id, ModuleId l4, uint8_t flags,
-                          uint64_t master, uint32_t created_s, uint32_t last_seen_ms,
+int32_t Pipeline::restore(const FlowKey& key, uint32_t hash, uint64_t id, ModuleId l4,
+                          uint8_t flags, uint64_t master, uint32_t created_s, uint32_t last_seen_ms,
                           bool* duplicate) {
-  *duplicate = flows_->lookup(key) >= 0;
+  *duplicate = flows_->lookup(key, hash) >= 0;
   if (*duplicate) return -1;
-  const int32_t pos = flows_->insert(key);
+  const int32_t pos = flows_->insert(key, hash);
   if (pos < 0) return -1;
   Connection& c = flows_->at(static_cast<uint32_t>(pos));
   c.id = id;

@@ -206,10 +206,11 @@ class Pipeline {
   }
 
   // Recovery (control path, before forwarding): adds a connection read from
-  // the store with a zeroed layer-4 slice. Returns its position, or -1 when
-  // the key is already present (*duplicate) or the table is full.
-  int32_t restore(const FlowKey& key, uint64_t id, ModuleId l4, uint8_t flags, uint64_t master,
-                  uint32_t created_s, uint32_t last_seen_ms, bool* duplicate);
+  // the store with a zeroed layer-4 slice; hash is FlowTable::hash(key).
+  // Returns its position, or -1 when the key is already present
+  // (*duplicate) or the table is full.
+  int32_t restore(const FlowKey& key, uint32_t hash, uint64_t id, ModuleId l4, uint8_t flags,
+                  uint64_t master, uint32_t created_s, uint32_t last_seen_ms, bool* duplicate);
   // Fills in the layer-4 slice of a restored connection.
   void restore_slice(uint32_t position, const void* slice, size_t length);
   // Removes a restored connection that cannot be completed.
