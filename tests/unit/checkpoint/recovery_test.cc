@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/slot_read.h"
 #include "checkpoint/writer.h"
 #include "dataplane/parser.h"
 #include "dataplane/steering.h"
@@ -198,6 +199,47 @@ void expect_continues(Dataplane& d, int c, uint64_t id) {
       d.send(tcp_frame(c, false, kAck | kPsh, 5001, 1101, 50), Side::outside, kT0 + 10);
   EXPECT_EQ(v.reason, Reason::established) << "connection " << c;
   EXPECT_EQ(v.conn_id, id) << "connection " << c;
+}
+
+// The writer takes its sequence numbers from its own counter, never
+// loading the slot's (checkpoint/writer.h): every write must still leave
+// an even value the slot has not held, so a reader comparing before and
+// after (slot_read.h) sees each write, and the writer counts its writes.
+TEST(Recovery, EveryWriteLeavesANewEvenCounter) {
+  FakeStore store(1, 1);
+  Dataplane d(1, kEpoch + 1, &store);
+  const uint8_t tcp_module = static_cast<uint8_t>(ModuleId::tcp);
+  EXPECT_EQ(d.send(tcp_frame(1, true, kSyn, 1000, 0), Side::inside).reason, Reason::new_connection);
+  const auto slots = store.used(tcp_module);
+  ASSERT_EQ(slots.size(), 1u);
+  const uint32_t pos = slots[0].second;
+  EXPECT_EQ(d.writers[0].writes(kBaseModule), 1u);
+  EXPECT_EQ(d.writers[0].writes(tcp_module), 1u);
+  std::vector<uint32_t> seen = {store.slot(0, tcp_module, pos)->seq};
+  // Each segment moves the TCP slice: a put of the TCP slot each time.
+  EXPECT_EQ(d.send(tcp_frame(1, false, kSyn | kAck, 5000, 1001), Side::outside).reason,
+            Reason::established);
+  seen.push_back(store.slot(0, tcp_module, pos)->seq);
+  for (uint32_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(
+        d.send(tcp_frame(1, true, kAck | kPsh, 1001 + 100 * k, 5001, 100), Side::inside).reason,
+        Reason::established);
+    seen.push_back(store.slot(0, tcp_module, pos)->seq);
+  }
+  EXPECT_EQ(d.writers[0].writes(tcp_module), seen.size());
+  for (size_t k = 0; k < seen.size(); ++k) {
+    EXPECT_EQ(seen[k] % 2, 0u) << "write " << k;
+    EXPECT_NE(seen[k], 0u) << "write " << k;
+    for (size_t j = 0; j < k; ++j) EXPECT_NE(seen[j], seen[k]) << "writes " << j << ", " << k;
+  }
+  // A retransmission changes nothing, so nothing is written.
+  EXPECT_EQ(d.send(tcp_frame(1, true, kAck | kPsh, 1001, 5001, 100), Side::inside).reason,
+            Reason::established);
+  EXPECT_EQ(store.slot(0, tcp_module, pos)->seq, seen.back());
+  EXPECT_EQ(d.writers[0].writes(tcp_module), seen.size());
+  SlotRead read;
+  ASSERT_TRUE(read_slot(d.writers[0].region(tcp_module), pos, &read));
+  EXPECT_TRUE(read.stable);
 }
 
 TEST(Recovery, RebuildsEveryConnectionOnAnotherWorkerCount) {
