@@ -432,7 +432,7 @@ int serve(const holdfast::Config& config, const AppOptions& options) {
   attach_telemetry(rt, config, options);
   log(LogLevel::info, "dataplane", "forwarding with %zu worker%s (%zu rules, default %s)",
       lcores.size(), lcores.size() == 1 ? "" : "s", config.rules.size(),
-      config.default_action == holdfast::Action::allow ? "allow" : "deny");
+      holdfast::action_name(config.default_action));
   set_workers_running(rt, true);
   if (on_main) {
     std::thread control([&rt] { control_loop(rt); });
@@ -481,7 +481,7 @@ int main(int argc, char** argv) {
                 options.config.c_str(), loaded.config->ports.size(),
                 loaded.config->ports.size() == 1 ? "" : "s", loaded.config->rules.size(),
                 loaded.config->rules.size() == 1 ? "" : "s",
-                loaded.config->default_action == holdfast::Action::allow ? "allow" : "deny");
+                holdfast::action_name(loaded.config->default_action));
     return 0;
   }
   holdfast::register_telemetry_commands();

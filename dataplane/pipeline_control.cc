@@ -10,17 +10,13 @@
 namespace holdfast {
 namespace {
 
-const char* state_of(const Connection& c) {
-  return visit_l4(c.l4, [&]<typename M>(M) { return M::state_name(c.slice<typename M::Slice>()); });
-}
-
 bool matches(const ConnFilter& f, const Connection& c) {
   if (f.id != 0 && c.id != f.id) return false;
   if (f.l4 != ModuleId::none && c.l4 != f.l4) return false;
   if (f.l7 != ModuleId::none && c.l7 != f.l7) return false;
   if (f.port >= 0 && c.key.lo_port != f.port && c.key.hi_port != f.port) return false;
   if (f.has_addr && !f.addr.contains(c.key.lo) && !f.addr.contains(c.key.hi)) return false;
-  if (f.state != nullptr && std::strcmp(state_of(c), f.state) != 0) return false;
+  if (f.state != nullptr && std::strcmp(l4_state_name(c), f.state) != 0) return false;
   return true;
 }
 
@@ -77,7 +73,7 @@ bool Pipeline::serve_control(ControlRequest& r) {
         break;
       }
       case ControlOp::states: {
-        const char* name = state_of(c);
+        const char* name = l4_state_name(c);
         uint32_t k = 0;
         while (k < r.count_kinds && (r.counts[k].l4 != c.l4 || r.counts[k].state != name)) ++k;
         if (k == r.count_kinds) {

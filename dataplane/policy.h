@@ -26,6 +26,10 @@ namespace holdfast {
 enum class Action : uint8_t { allow, deny };
 enum class SideMatch : uint8_t { any, inside, outside };
 
+inline const char* action_name(Action a) {
+  return a == Action::allow ? "allow" : "deny";
+}
+
 struct PortRange {
   uint16_t lo = 0;
   uint16_t hi = 65535;

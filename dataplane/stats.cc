@@ -108,9 +108,7 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
     for (size_t i = 0; i < p->rule_hits().size(); ++i) hits[i] += p->rule_hits()[i];
     p->flows().for_each([&](uint32_t, const Connection& conn) {
       if (conn.flags & Connection::kClosed) return;  // gone, not yet swept
-      const char* state = visit_l4(
-          conn.l4, [&]<typename M>(M) { return M::state_name(conn.slice<typename M::Slice>()); });
-      ++active[module_name(conn.l4)][state];
+      ++active[module_name(conn.l4)][l4_state_name(conn)];
       if (conn.l7 == ModuleId::ftp) {
         json& session = sessions[conn.id];
         const json d = describe(conn);
@@ -182,11 +180,11 @@ json pipeline_stats(const std::vector<const Pipeline*>& pipelines) {
     for (size_t i = 0; i < policy->rules().size(); ++i) {
       const Rule& r = policy->rules()[i];
       rules.push_back({{"name", r.name},
-                       {"action", r.action == Action::allow ? "allow" : "deny"},
+                       {"action", action_name(r.action)},
                        {"hits", i + 1 < hits.size() ? hits[i + 1] : 0}});
     }
     rules.push_back({{"name", "default"},
-                     {"action", policy->default_action() == Action::allow ? "allow" : "deny"},
+                     {"action", action_name(policy->default_action())},
                      {"hits", hits.empty() ? 0 : hits[0]}});
   }
   out["rules"] = rules;

@@ -187,7 +187,7 @@ json cmd_info(const TelemetryContext& ctx) {
             {"ports", ctx.shared->ports.size()},
             {"config", ctx.config_path},
             {"rules", policy.rules().size()},
-            {"default", policy.default_action() == Action::allow ? "allow" : "deny"},
+            {"default", action_name(policy.default_action())},
             {"ckpt", ckpt_status(ctx)},
             {"recovered", ctx.recovery != nullptr && !ctx.recovery->is_null()}};
   if (ctx.client != nullptr) {
@@ -378,8 +378,7 @@ ckpt::StoredConnection stored_of(const ConnSnapshot& s) {
   c.key = s.conn.key;
   c.flags = s.conn.flags;
   c.l4 = s.conn.l4;
-  c.state = visit_l4(
-      s.conn.l4, [&]<typename M>(M) { return M::state_name(s.conn.slice<typename M::Slice>()); });
+  c.state = l4_state_name(s.conn);
   c.created_s = s.conn.created_s;
   c.last_seen_ms = s.conn.last_seen_ms;
   c.l7 = s.conn.l7;
@@ -600,14 +599,12 @@ json cmd_rules(const TelemetryContext& ctx, const std::string& params) {
   for (; i <= n && i < start + kRulesPage; ++i) {
     if (i == n) {
       out[std::to_string(i)] = {
-          {"name", "default"},
-          {"action", policy.default_action() == Action::allow ? "allow" : "deny"},
-          {"hits", hits[0]}};
+          {"name", "default"}, {"action", action_name(policy.default_action())}, {"hits", hits[0]}};
       continue;
     }
     const Rule& r = policy.rules()[i];
     out[std::to_string(i)] = {{"name", r.name},
-                              {"action", r.action == Action::allow ? "allow" : "deny"},
+                              {"action", action_name(r.action)},
                               {"hits", hits[i + 1]},
                               {"side", r.side == SideMatch::any      ? "any"
                                        : r.side == SideMatch::inside ? "inside"
@@ -717,13 +714,12 @@ json cmd_reload(TelemetryContext& ctx, const std::string& path) {
   log(LogLevel::info, "control",
       "rules reloaded from %s: %zu rules, default %s; %llu connections re-checked, %llu closed, "
       "%llu related closed, in %.1f ms",
-      path.c_str(), loaded.config->rules.size(),
-      loaded.config->default_action == Action::allow ? "allow" : "deny",
+      path.c_str(), loaded.config->rules.size(), action_name(loaded.config->default_action),
       static_cast<unsigned long long>(checked), static_cast<unsigned long long>(closed),
       static_cast<unsigned long long>(closed_related), ms);
   return {{"ok", true},
           {"rules", loaded.config->rules.size()},
-          {"default", loaded.config->default_action == Action::allow ? "allow" : "deny"},
+          {"default", action_name(loaded.config->default_action)},
           {"checked", checked},
           {"closed", closed},
           {"closed_related", closed_related},

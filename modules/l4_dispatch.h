@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "dataplane/connection.h"
 #include "modules/icmp/icmp.h"
 #include "modules/module.h"
 #include "modules/other/other.h"
@@ -45,6 +46,11 @@ decltype(auto) visit_l4(ModuleId id, Fn&& fn) {
   }
   // Only entries in use are dispatched; anything else is a corrupted table.
   std::abort();
+}
+
+// The state name of connection c's layer-4 slice (statistics and the CLI).
+inline const char* l4_state_name(const Connection& c) {
+  return visit_l4(c.l4, [&]<typename M>(M) { return M::state_name(c.slice<typename M::Slice>()); });
 }
 
 }  // namespace holdfast
