@@ -1,7 +1,8 @@
-// DPDK environment for programs that use DPDK libraries (rte_hash, rte_acl,
-// rte_malloc) but drive no NIC: holdfast-replay, tests and benchmarks. They
-// run with --no-huge --in-memory, so they need no hugepages, no root and
-// leave nothing behind in /dev/hugepages or /var/run/dpdk.
+// DPDK environment for programs that use DPDK libraries (rte_acl,
+// rte_malloc, rte_ring) but drive no NIC: holdfast-replay, tests and
+// benchmarks. They run with --no-huge --in-memory, so they need no
+// hugepages, no root and leave nothing behind in /dev/hugepages or
+// /var/run/dpdk.
 #pragma once
 
 #include <cstddef>

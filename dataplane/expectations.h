@@ -46,7 +46,7 @@ struct ExpectationKey {
   uint8_t proto;
   uint8_t zone;
   uint8_t side;     // Side the opener's packets arrive on
-  uint8_t pad[11];  // 48 bytes, zero: rte_hash's fast compare (dataplane/flow_key.h)
+  uint8_t pad[11];  // 48 bytes, zero: keys compare as bytes (dataplane/flow_key.h)
 };
 static_assert(sizeof(ExpectationKey) == 48);
 static_assert(std::is_trivially_copyable_v<ExpectationKey>);

@@ -18,10 +18,8 @@ struct FlowKey {
   uint16_t hi_port;
   uint8_t proto;
   uint8_t zone;  // port pair: the same tuple on two pairs is two flows
-  // Padding to 48 bytes, always zero: rte_hash compares 48-byte keys with
-  // vector instructions instead of memcmp, and its key slots (8 bytes of
-  // data, then the key) become exactly one cache line instead of straddling
-  // two half of the time.
+  // Padding to 48 bytes, always zero: the flow table compares keys as
+  // bytes, eight at a time (dataplane/flow_table.h).
   uint8_t pad[10];
 
   friend bool operator==(const FlowKey& a, const FlowKey& b) {

@@ -32,8 +32,7 @@ class L7Pool {
       return false;
     }
     const uint32_t room = n == 0 ? 1 : n;
-    records_.reset(
-        static_cast<Record*>(table_detail::alloc_entries(sizeof(Record) * room, socket)));
+    records_.reset(static_cast<Record*>(table_detail::alloc(sizeof(Record) * room, socket)));
     if (!records_) {
       *error = "cannot allocate " + std::to_string(sizeof(Record) * n >> 10) + " KiB for " +
                std::to_string(n) + " " + what;
@@ -62,7 +61,7 @@ class L7Pool {
 
  private:
   struct Deleter {
-    void operator()(void* p) const { table_detail::free_entries(p); }
+    void operator()(void* p) const { table_detail::release(p); }
   };
   std::unique_ptr<Record[], Deleter> records_;
   std::unique_ptr<uint16_t[]> free_;

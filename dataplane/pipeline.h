@@ -4,7 +4,8 @@
 //   1. sort the burst: layer-2 frames, malformed frames, later fragments and
 //      ICMP errors are decided on their own; every other IP packet gets a
 //      canonical flow key;
-//   2. look all keys up in one rte_hash bulk lookup and prefetch the hits;
+//   2. look all keys up in one bulk lookup of the flow table (which leaves
+//      the hits' entries in cache) and prefetch what a hit will write;
 //   3. walk the burst in order. A hit runs the layer-4 module of the
 //      connection; a miss asks the module whether the packet may open a
 //      connection, then policy, then inserts. ICMP errors pass as related

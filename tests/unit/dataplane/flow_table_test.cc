@@ -1,8 +1,11 @@
-// The per-worker flow table: rte_hash positions index a fixed entry array.
+// The per-worker flow table: buckets of (signature, position) pairs over a
+// fixed entry array.
 #include "dataplane/flow_table.h"
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -226,11 +229,149 @@ TEST(FlowTable, SweepMayEraseWhatItVisits) {
   EXPECT_EQ(count, 20u);
 }
 
+// Keys whose home is one bucket: the first eight fill it, the rest go on
+// into the next buckets and must still be found, also after keys before
+// them leave and others take their slots.
+TEST(FlowTable, KeysOverflowingTheirHomeBucketAreFoundAndErased) {
+  const uint32_t capacity = 64;
+  const uint64_t buckets = table_detail::bucket_count(capacity);
+  ASSERT_EQ(buckets, 16u);
+  // The last bucket, so that the overflow wraps around to bucket 0.
+  std::vector<uint32_t> same_home;
+  for (uint32_t n = 0; same_home.size() < 30; ++n) {
+    if ((FlowTable::hash(key(n)) & (buckets - 1)) == buckets - 1) same_home.push_back(n);
+  }
+  auto t = table(capacity);
+  ASSERT_NE(t, nullptr);
+  std::map<uint32_t, int32_t> where;
+  for (size_t i = 0; i < 20; ++i) {
+    const int32_t pos = t->insert(key(same_home[i]));
+    ASSERT_GE(pos, 0) << i;
+    t->at(static_cast<uint32_t>(pos)).id = same_home[i] + 1;
+    where[same_home[i]] = pos;
+  }
+  auto check = [&] {
+    std::vector<FlowKey> keys;
+    for (uint32_t n : same_home) keys.push_back(key(n));
+    std::vector<const FlowKey*> ptrs;
+    std::vector<uint32_t> hashes;
+    for (const FlowKey& k : keys) {
+      ptrs.push_back(&k);
+      hashes.push_back(FlowTable::hash(k));
+    }
+    std::vector<int32_t> bulk(keys.size());
+    t->lookup_bulk(ptrs.data(), hashes.data(), static_cast<uint32_t>(keys.size()), bulk.data());
+    for (size_t i = 0; i < same_home.size(); ++i) {
+      const auto it = where.find(same_home[i]);
+      const int32_t want = it == where.end() ? -1 : it->second;
+      EXPECT_EQ(t->lookup(keys[i]), want) << i;
+      EXPECT_EQ(bulk[i], want) << i;
+    }
+    EXPECT_EQ(t->size(), where.size());
+  };
+  check();
+  // The first three (in the home bucket) leave; three new keys of the same
+  // home take their slots; the overflowed keys stay reachable.
+  for (size_t i = 0; i < 3; ++i) {
+    t->erase(static_cast<uint32_t>(where[same_home[i]]));
+    where.erase(same_home[i]);
+  }
+  check();
+  for (size_t i = 20; i < 23; ++i) {
+    const int32_t pos = t->insert(key(same_home[i]));
+    ASSERT_GE(pos, 0);
+    where[same_home[i]] = pos;
+  }
+  check();
+  // All out: the overflow counts are back to zero, so a full table fits
+  // again and every key of it is found.
+  for (const auto& [n, pos] : where) t->erase(static_cast<uint32_t>(pos));
+  where.clear();
+  check();
+  for (uint32_t n = 1000; n < 1000 + capacity; ++n) ASSERT_GE(t->insert(key(n)), 0) << n;
+  for (uint32_t n = 1000; n < 1000 + capacity; ++n) EXPECT_GE(t->lookup(key(n)), 0) << n;
+  EXPECT_EQ(t->insert(key(5000)), -1);
+}
+
+// Random inserts, erases and lookups near capacity against a std::map.
+TEST(FlowTable, AgreesWithAMapUnderRandomChurnNearCapacity) {
+  for (uint32_t capacity : {50u, 200u, 1000u}) {
+    auto t = table(capacity);
+    ASSERT_NE(t, nullptr);
+    std::mt19937 rng(capacity);
+    const uint32_t universe = capacity * 3;
+    std::map<uint32_t, int32_t> model;  // key number -> position
+    std::vector<uint32_t> owner(capacity, ~0u);
+    for (int op = 0; op < 40000; ++op) {
+      const uint32_t n = rng() % universe;
+      const auto it = model.find(n);
+      switch (rng() % 4) {
+        case 0:
+        case 1:  // insert (more often than erase, so the table stays near full)
+          if (it == model.end()) {
+            const int32_t pos = t->insert(key(n));
+            if (model.size() == capacity) {
+              ASSERT_EQ(pos, -1);
+              break;
+            }
+            ASSERT_GE(pos, 0);
+            ASSERT_LT(pos, static_cast<int32_t>(capacity));
+            ASSERT_EQ(owner[static_cast<size_t>(pos)], ~0u) << "position handed out twice";
+            owner[static_cast<size_t>(pos)] = n;
+            t->at(static_cast<uint32_t>(pos)).id = n + 1;
+            model[n] = pos;
+          }
+          break;
+        case 2:
+          if (it != model.end()) {
+            t->erase(static_cast<uint32_t>(it->second));
+            owner[static_cast<size_t>(it->second)] = ~0u;
+            model.erase(it);
+          }
+          break;
+        default: {
+          std::vector<FlowKey> keys;
+          for (int k = 0; k < 100; ++k) keys.push_back(key(rng() % universe));
+          std::vector<const FlowKey*> ptrs;
+          std::vector<uint32_t> hashes;
+          for (const FlowKey& k : keys) {
+            ptrs.push_back(&k);
+            hashes.push_back(FlowTable::hash(k));
+          }
+          int32_t bulk[100];  // more than kMaxBulk: looked up in chunks
+          t->lookup_bulk(ptrs.data(), hashes.data(), 100, bulk);
+          for (size_t k = 0; k < keys.size(); ++k) {
+            const int32_t single = t->lookup(keys[k]);
+            ASSERT_EQ(bulk[k], single);
+            if (single >= 0) {
+              ASSERT_EQ(t->at(static_cast<uint32_t>(single)).key, keys[k]);
+              ASSERT_EQ(t->at(static_cast<uint32_t>(single)).id,
+                        owner[static_cast<size_t>(single)] + 1);
+            }
+          }
+          break;
+        }
+      }
+      ASSERT_EQ(t->size(), model.size());
+    }
+    for (const auto& [n, pos] : model) ASSERT_EQ(t->lookup(key(n)), pos) << n;
+    for (uint32_t n = 0; n < universe; ++n) {
+      if (!model.count(n)) {
+        ASSERT_LT(t->lookup(key(n)), 0) << n;
+      }
+    }
+  }
+}
+
 TEST(FlowTable, ImpossibleCapacityIsAnErrorNotACrash) {
   std::string error;
   auto t = FlowTable::create("ft_zero", 0, 0, &error);
   EXPECT_EQ(t, nullptr);
-  EXPECT_FALSE(error.empty());
+  EXPECT_NE(error.find("the size must be 1 to"), std::string::npos) << error;
+  error.clear();
+  t = FlowTable::create("ft_huge", FlowTable::kMaxCapacity + 1, 0, &error);
+  EXPECT_EQ(t, nullptr);
+  EXPECT_NE(error.find("the size must be 1 to"), std::string::npos) << error;
 }
 
 }  // namespace
