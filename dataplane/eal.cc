@@ -34,15 +34,14 @@ bool init_eal_without_devices(const char* program, size_t memory_mb, std::string
 }
 
 size_t pipeline_memory_mb(const PipelineSettings& s) {
-  // Per connection: the 128-byte entry, its free-stack word and at most 20
-  // bytes of buckets (dataplane/flow_table.h: 64-byte buckets of 8, at
-  // least 40% full at capacity); per fragment record and expectation
-  // likewise; the layer-7 pools. Doubled for allocator alignment and
-  // fragmentation.
+  // Per connection: the entry, its free-stack word and at most 20 bytes of
+  // buckets (dataplane/flow_table.h: 64-byte buckets of 8, at least 40%
+  // full at capacity); per fragment record and expectation likewise; the
+  // layer-7 pools. Doubled for allocator alignment and fragmentation.
   constexpr size_t kPerKey = 4 + 20;
-  const size_t bytes = size_t{s.connections} * (128 + kPerKey) +
-                       size_t{s.fragments} * (64 + kPerKey) +
-                       size_t{Pipeline::expectation_capacity(s)} * (72 + kPerKey) +
+  const size_t bytes = size_t{s.connections} * (sizeof(Connection) + kPerKey) +
+                       size_t{s.fragments} * (sizeof(FragmentRecord) + kPerKey) +
+                       size_t{Pipeline::expectation_capacity(s)} * (sizeof(Expectation) + kPerKey) +
                        size_t{s.ftp.sessions} * sizeof(ckpt::L7Record<FtpSlice>) +
                        size_t{s.sip.sessions} * sizeof(ckpt::L7Record<SipSession>) +
                        size_t{s.sip.calls} * sizeof(ckpt::L7Record<SipCall>);
