@@ -259,6 +259,10 @@ class HashedTable {
         __builtin_prefetch(&e.key, 0, 3);
       }
     }
+    // The home bucket is searched here, with the matches found above, and
+    // lookup_from() only takes over past an overflowing one: calling it for
+    // every key instead was 1.1 to 1.2 times slower per packet (two ABBA
+    // rounds, 1k to 1M connections).
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t home = hashes[i] & mask_;
       const Bucket& b = buckets_[home];
