@@ -140,7 +140,9 @@ bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
     const uint64_t bytes = reply.value("store_bytes", uint64_t{0});
     void* map =
         mmap(nullptr, bytes, reader ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-    close(*fd);
+    // Kept: recovery asks it where the store's holes are (slot_read.h).
+    if (store_fd_ >= 0) close(store_fd_);
+    store_fd_ = *fd;
     *fd = -1;
     if (map == MAP_FAILED) {
       *error = std::string("cannot map the checkpoint store: ") + std::strerror(errno);
@@ -190,6 +192,7 @@ bool Client::hello(const nlohmann::json& request, std::string* error, int* fd) {
 Client::~Client() {
   disconnect();
   if (map_ != nullptr) munmap(map_, map_bytes_);
+  if (store_fd_ >= 0) close(store_fd_);
 }
 
 void Client::disconnect() {

@@ -63,6 +63,8 @@ class Client {
   // The whole store, mapped read-write (read-only for a reader).
   uint8_t* store() const { return map_; }
   uint64_t store_bytes() const { return map_bytes_; }
+  // The store file the mapping is of (-1 before hello).
+  int store_fd() const { return store_fd_; }
 
   // Makes the written set the one to recover from (before forwarding).
   bool commit(std::string* error);
@@ -87,6 +89,7 @@ class Client {
   std::string token_;
   int sock_ = -1;
   uint8_t* map_ = nullptr;
+  int store_fd_ = -1;
   uint64_t map_bytes_ = 0;
   uint32_t epoch_ = 0;
   std::optional<RegionSet> recover_;

@@ -1,8 +1,14 @@
 #include "checkpoint/recovery.h"
 
+#include <pthread.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <sys/mman.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <unordered_set>
 
@@ -45,9 +51,9 @@ bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
   return lo_first && again == k;
 }
 
-// Validates and copies a module slice into the restored connection.
-bool attach(Pipeline& p, uint32_t position, ModuleId module, const SlotRead& s,
-            std::map<std::string, uint64_t>* discarded) {
+// Validates a module slice and copies it into the connection being staged.
+bool stage_slice(Connection* staged, ModuleId module, const SlotRead& s,
+                 std::map<std::string, uint64_t>* discarded) {
   return visit_l4(module, [&]<typename M>(M) {
     using Slice = typename M::Slice;
     if (const char* why =
@@ -61,12 +67,114 @@ bool attach(Pipeline& p, uint32_t position, ModuleId module, const SlotRead& s,
       ++(*discarded)["invalid_slice"];
       return false;
     }
-    p.restore_slice(position, &slice, sizeof slice);
+    staged->slice<Slice>() = slice;
     return true;
   });
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
+using Runs = std::vector<StoreExtents::Run>;
+
+uint64_t slots_in(const Runs& runs) {
+  uint64_t n = 0;
+  for (const StoreExtents::Run& r : runs) n += r.end - r.first;
+  return n;
+}
+
+// The pages of the new set that the write phase is going to fill. A new
+// set comes from holdfast-ckptd as holes (never written, or punched when
+// freed), so each page costs its writer a fault that allocates and zeroes
+// it: at 1M connections most of the write phase. A second thread faults
+// them in (MADV_POPULATE_WRITE, which leaves their contents alone) while
+// phase 1 rebuilds the flow tables. Which pages: connections go to
+// positions 0, 1, 2, ... of a fresh table, so for about `per_worker`
+// connections a worker writes the first per_worker slots of its base
+// region, and of a layer-4 module's region when that module had enough
+// connections (`share` of the old ones) to touch most of those pages too;
+// a sparse module's few pages are left to fault as they are written. Only
+// an estimate of what will be written either way, never a change of what
+// is: a failure (an older kernel) just leaves the faults to the writer.
+std::vector<std::pair<uint8_t*, uint64_t>> pages_to_prefault(
+    const std::vector<Pipeline*>& pipelines, uint64_t per_worker,
+    const std::array<uint64_t, kModuleSlots>& share) {
+  std::vector<std::pair<uint8_t*, uint64_t>> out;
+  if (per_worker == 0) return out;
+  for (const Pipeline* p : pipelines) {
+    const WorkerCheckpoint* w = p->checkpoint();
+    if (w == nullptr) continue;
+    for (uint8_t m :
+         {kBaseModule, static_cast<uint8_t>(ModuleId::tcp), static_cast<uint8_t>(ModuleId::udp),
+          static_cast<uint8_t>(ModuleId::icmp), static_cast<uint8_t>(ModuleId::other)}) {
+      const MappedRegion& r = w->region(m);
+      if (r.slots == nullptr) continue;
+      const uint64_t bytes = std::min<uint64_t>(per_worker, r.slot_count) * r.slot_size;
+      // Dense: on average at least four of its slots per page.
+      const uint64_t pages = (bytes + kPage - 1) / kPage;
+      if (m != kBaseModule && share[m] < 4 * pages * pipelines.size()) continue;
+      out.emplace_back(r.slots, pages * kPage);
+    }
+  }
+  return out;
+}
+
+// Runs work beside the calling thread until join(), on another core where
+// DPDK has one to spare: a worker lcore that is waiting (the workers are
+// launched after recovery), else a DPDK control thread (on the cores the
+// process had that are not lcores). A plain std::thread would inherit the
+// main lcore's affinity and share its core. If neither starts, the work
+// runs at once, on this thread.
+class Beside {
+ public:
+  explicit Beside(std::function<void()> work) : work_(std::move(work)) {
+    if (rte_lcore_count() > 0) {
+      unsigned lcore;
+      RTE_LCORE_FOREACH_WORKER(lcore) {
+        if (rte_eal_get_lcore_state(lcore) == WAIT &&
+            rte_eal_remote_launch(on_lcore, this, lcore) == 0) {
+          lcore_ = static_cast<int>(lcore);
+          return;
+        }
+      }
+      if (rte_ctrl_thread_create(&thread_, "hf-recovery", nullptr, on_thread, this) == 0) {
+        threaded_ = true;
+        return;
+      }
+    }
+    work_();
+  }
+  ~Beside() { join(); }
+  void join() {
+    if (lcore_ >= 0) rte_eal_wait_lcore(static_cast<unsigned>(lcore_));
+    if (threaded_) pthread_join(thread_, nullptr);
+    lcore_ = -1;
+    threaded_ = false;
+  }
+
+ private:
+  static int on_lcore(void* self) {
+    static_cast<Beside*>(self)->work_();
+    return 0;
+  }
+  static void* on_thread(void* self) {
+    static_cast<Beside*>(self)->work_();
+    return nullptr;
+  }
+  std::function<void()> work_;
+  int lcore_ = -1;
+  bool threaded_ = false;
+  pthread_t thread_{};
+};
+
+// What placed[] holds for an old slot whose connection was not restored:
+// kNone, and a layer-7 record naming it is an orphan; kGone, and the
+// connection is already counted (missing_slice, policy_denied), so its
+// layer-7 records go with it without being counted again.
 constexpr uint64_t kNone = ~uint64_t{0};
+constexpr uint64_t kGone = ~uint64_t{1};
+constexpr uint8_t kNoModule = 0xff;
 
 // The schema version of a layer-7 record's slice.
 template <typename Slice>
@@ -192,7 +300,7 @@ std::string RecoveryReport::text() const {
     out += line;
   }
   out += "\n  phases:";
-  for (const char* phase : {"base", "modules", "check", "fragments", "write"}) {
+  for (const char* phase : {"connections", "layer7", "check", "fragments", "write"}) {
     auto it = phase_ms.find(phase);
     if (it == phase_ms.end()) continue;
     std::snprintf(line, sizeof line, " %s %.1f ms", phase, it->second);
@@ -202,7 +310,7 @@ std::string RecoveryReport::text() const {
   return out;
 }
 
-RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
+RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, int store_fd,
                                    const RegionSet& from, const std::vector<Pipeline*>& pipelines,
                                    uint32_t epoch_now) {
   const auto start = Clock::now();
@@ -220,55 +328,108 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
   // The old set's regions by worker and module.
   uint64_t bad_regions = 0;
   const auto old = map_regions(store, store_bytes, from, &bad_regions);
+  // Where the old set holds anything (the rest is never read).
+  const StoreExtents extents(store_fd, store);
+  std::vector<std::array<Runs, kModuleSlots>> data(old.size());
+  std::array<uint64_t, kModuleSlots> data_slots{};
+  for (size_t w = 0; w < old.size(); ++w) {
+    for (size_t m = 0; m < kModuleSlots; ++m) {
+      data[w][m] = extents.runs(old[w][m]);
+      data_slots[m] += slots_in(data[w][m]);
+    }
+  }
   if (bad_regions != 0) report.discarded["bad_region"] += bad_regions;
   const auto old_workers = static_cast<uint32_t>(old.size());
   report.workers_before = old_workers;
 
-  // Phase 1: base layers, placed by the owner of their address pair now.
-  // They go in batches: one bulk lookup per owner first brings every key's
-  // hash buckets into cache with the misses overlapping, so the lookup and
-  // insert of each restore() find them there instead of waiting for each
-  // in turn (at 1M connections the buckets are far beyond the caches).
+  // Phase 1: connections, each whole in one pass over the old slots: its
+  // base, its layer-4 slice from the same old slot of the module the base
+  // names, and the current rules' verdict, before it goes into the flow
+  // table of the worker that owns its address pair now. Every restored
+  // entry is written once, while it is in cache. They go in batches: one
+  // bulk lookup per owner first brings every key's hash buckets into cache
+  // with the misses overlapping, and the rules judge a batch per call.
   auto phase = Clock::now();
   const auto workers = static_cast<uint32_t>(pipelines.size());
+  // At most this many connections come back, spread over the workers by
+  // hash: a little slack for the unevenness.
+  const uint64_t per_worker = data_slots[kBaseModule] / workers * 51 / 50 + 64;
+  Beside prefault([ranges = pages_to_prefault(pipelines, per_worker, data_slots)] {
+    for (const auto& [begin, bytes] : ranges) madvise(begin, bytes, MADV_POPULATE_WRITE);
+  });
   std::vector<std::vector<uint64_t>> placed(old_workers);  // old slot -> new worker << 32 | pos
+  // old slot -> the module whose slice there its base took (kNoModule: none)
+  std::vector<std::vector<uint8_t>> taken(old_workers);
+  std::unordered_set<uint64_t> denied_masters;  // connections the current rules deny
+  struct At {
+    uint32_t worker;
+    uint32_t position;
+  };
+  std::vector<std::vector<uint32_t>> positions(workers);  // restored, per worker
+  // Restored connections admitted through a master, and those a layer-7
+  // module followed: looked at again once all are in place.
+  std::vector<At> related;
+  std::vector<At> followed;
+  // Per module; added to the report once, as a map lookup per connection
+  // would cost as much as the rest.
+  uint64_t restored[kModuleSlots] = {};
   SlotRead s;
+  SlotRead l4;
   struct Pending {
-    FlowKey key;
-    BaseSlice base;
-    uint64_t id;
+    Connection conn;
     uint32_t hash;
     uint32_t owner;
     uint32_t slot;
   };
   constexpr uint32_t kBatch = FlowTable::kMaxBulk;
+  static_assert(kBatch <= Policy::kMaxBulk);
   Pending batch[kBatch];
   uint32_t batched = 0;
   auto restore_batch = [&](uint32_t w) {
     const FlowKey* keys[kBatch];
     uint32_t hashes[kBatch];
     int32_t found[kBatch];
+    const Connection* conns[kBatch];
+    bool allowed[kBatch];
+    uint32_t index[kBatch];
     for (uint32_t owner = 0; owner < workers; ++owner) {
       uint32_t k = 0;
       for (uint32_t j = 0; j < batched; ++j) {
         if (batch[j].owner != owner) continue;
-        keys[k] = &batch[j].key;
-        hashes[k++] = batch[j].hash;
+        keys[k] = &batch[j].conn.key;
+        conns[k] = &batch[j].conn;
+        hashes[k] = batch[j].hash;
+        index[k++] = j;
       }
-      if (k != 0) pipelines[owner]->flows().lookup_bulk(keys, hashes, k, found);
-    }
-    for (uint32_t j = 0; j < batched; ++j) {
-      const Pending& e = batch[j];
-      const BaseSlice& b = e.base;
-      bool duplicate = false;
-      const int32_t pos =
-          pipelines[e.owner]->restore(e.key, e.hash, e.id, static_cast<ModuleId>(b.l4), b.flags,
-                                      b.master_id, b.created_s, b.last_seen_ms, &duplicate);
-      if (pos < 0) {
-        ++report.discarded[duplicate ? "duplicate" : "table_full"];
-        continue;
+      if (k == 0) continue;
+      pipelines[owner]->flows().lookup_bulk(keys, hashes, k, found);
+      pipelines[owner]->admits(conns, k, allowed);
+      for (uint32_t i = 0; i < k; ++i) {
+        const Pending& e = batch[index[i]];
+        const Connection& c = e.conn;
+        // A related connection (an FTP data connection) was admitted by its
+        // master's expectation, not by a rule: it stays unless its master
+        // is now denied, which is known once every master has been judged.
+        if (c.master_id == 0 && !allowed[i]) {
+          ++report.discarded["policy_denied"];
+          denied_masters.insert(c.id);
+          placed[w][e.slot] = kGone;
+          continue;
+        }
+        bool duplicate = false;
+        const int32_t pos = pipelines[owner]->restore(c, e.hash, &duplicate);
+        if (pos < 0) {
+          ++report.discarded[duplicate ? "duplicate" : "table_full"];
+          ++report.discarded["orphan_slice"];  // its slice, as for any base not restored
+          continue;
+        }
+        placed[w][e.slot] = uint64_t{owner} << 32 | static_cast<uint32_t>(pos);
+        positions[owner].push_back(static_cast<uint32_t>(pos));
+        ++restored[static_cast<size_t>(c.l4)];
+        const At at{owner, static_cast<uint32_t>(pos)};
+        if (c.master_id != 0) related.push_back(at);
+        if (c.flags & Connection::kHasL7) followed.push_back(at);
       }
-      placed[w][e.slot] = uint64_t{e.owner} << 32 | static_cast<uint32_t>(pos);
     }
     batched = 0;
   };
@@ -276,66 +437,77 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     const MappedRegion& base = old[w][kBaseModule];
     if (base.slots == nullptr) continue;
     placed[w].assign(base.slot_count, kNone);
-    for (uint32_t i = 0; i < base.slot_count; ++i) {
-      if (!read_stable(base, i, &s, &report)) continue;
-      if (const char* why = slot_mismatch(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
-        ++report.discarded[why];
-        continue;
+    taken[w].assign(base.slot_count, kNoModule);
+    for (const auto& [first, end] : data[w][kBaseModule])
+      for (uint32_t i = first; i < end; ++i) {
+        if (!read_stable(base, i, &s, &report)) continue;
+        if (const char* why = slot_mismatch(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
+          ++report.discarded[why];
+          continue;
+        }
+        BaseSlice b;
+        std::memcpy(&b, s.payload, sizeof b);
+        if (!base_valid(b, s.header.conn_id, epoch_now)) {
+          ++report.discarded["invalid_base"];
+          continue;
+        }
+        // Its layer-4 slice: in the same old slot of its module's region,
+        // carrying its connection ID.
+        const auto module = static_cast<ModuleId>(b.l4);
+        const MappedRegion& r = old[w][b.l4];
+        Pending& e = batch[batched];
+        std::memset(static_cast<void*>(&e.conn), 0, sizeof e.conn);
+        bool complete = false;
+        if (r.slots != nullptr && i < r.slot_count) {
+          taken[w][i] = b.l4;
+          if (read_stable(r, i, &l4, &report)) {
+            if (l4.header.conn_id != s.header.conn_id || l4.header.module != b.l4) {
+              ++report.discarded["orphan_slice"];
+            } else {
+              complete = stage_slice(&e.conn, module, l4, &report.discarded);
+            }
+          }
+        }
+        if (!complete) {
+          ++report.discarded["missing_slice"];
+          placed[w][i] = kGone;
+          continue;
+        }
+        Connection& c = e.conn;
+        c.id = s.header.conn_id;
+        c.last_seen_ms = b.last_seen_ms;
+        c.l4 = module;
+        c.flags = b.flags;
+        c.key = key_of(b);
+        c.master_id = b.master_id;
+        c.created_s = b.created_s;
+        c.l7 = ModuleId::none;
+        e.hash = FlowTable::hash(c.key);
+        e.owner = worker_for_hash(address_pair_hash(c.key.lo, c.key.hi), workers);
+        e.slot = i;
+        if (++batched == kBatch) restore_batch(w);
       }
-      Pending& e = batch[batched];
-      std::memcpy(&e.base, s.payload, sizeof e.base);
-      if (!base_valid(e.base, s.header.conn_id, epoch_now)) {
-        ++report.discarded["invalid_base"];
-        continue;
-      }
-      e.key = key_of(e.base);
-      e.hash = FlowTable::hash(e.key);
-      e.owner = worker_for_hash(address_pair_hash(e.key.lo, e.key.hi), workers);
-      e.id = s.header.conn_id;
-      e.slot = i;
-      if (++batched == kBatch) restore_batch(w);
-    }
     restore_batch(w);
   }
-  report.phase_ms["base"] = ms_since(phase);
-
-  // Phase 2: every module's slices, attached by connection ID.
-  phase = Clock::now();
-  std::vector<std::vector<bool>> complete(workers);
-  for (uint32_t w = 0; w < workers; ++w) {
-    complete[w].assign(pipelines[w]->flows().capacity(), false);
+  for (ModuleId module : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
+    report.restored[module_name(module)] += restored[static_cast<size_t>(module)];
   }
-  // Counted here and added to the report once: a map lookup per
-  // connection would cost as much as the attach.
-  uint64_t attached[kModuleSlots] = {};
+  report.phase_ms["connections"] = ms_since(phase);
+
+  // Phase 2: layer-4 slices no base took are orphans; then the layer-7
+  // records.
+  phase = Clock::now();
   for (uint32_t w = 0; w < old_workers; ++w) {
     for (ModuleId module : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
-      const MappedRegion& r = old[w][static_cast<size_t>(module)];
+      const auto m = static_cast<uint8_t>(module);
+      const MappedRegion& r = old[w][m];
       if (r.slots == nullptr) continue;
-      for (uint32_t i = 0; i < r.slot_count; ++i) {
-        if (!read_stable(r, i, &s, &report)) continue;
-        const uint64_t where = i < placed[w].size() ? placed[w][i] : kNone;
-        if (where == kNone) {
-          ++report.discarded["orphan_slice"];
-          continue;
+      for (const auto& [first, end] : data[w][m])
+        for (uint32_t i = first; i < end; ++i) {
+          if (i < taken[w].size() && taken[w][i] == m) continue;
+          if (read_stable(r, i, &s, &report)) ++report.discarded["orphan_slice"];
         }
-        const auto nw = static_cast<uint32_t>(where >> 32);
-        const auto pos = static_cast<uint32_t>(where);
-        const Connection& c = pipelines[nw]->flows().at(pos);
-        if (c.id != s.header.conn_id || c.l4 != module ||
-            s.header.module != static_cast<uint8_t>(module)) {
-          ++report.discarded["orphan_slice"];
-          continue;
-        }
-        if (attach(*pipelines[nw], pos, module, s, &report.discarded)) {
-          complete[nw][pos] = true;
-          ++attached[static_cast<size_t>(module)];
-        }
-      }
     }
-  }
-  for (ModuleId module : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
-    report.restored[module_name(module)] += attached[static_cast<size_t>(module)];
   }
   // Layer-7 records: each names the position its connection had, which maps
   // to the connection restored from there; the connection ID must match.
@@ -346,28 +518,31 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
     for (uint32_t w = 0; w < old_workers; ++w) {
       const MappedRegion& r = old[w][module];
       if (r.slots == nullptr) continue;
-      for (uint32_t i = 0; i < r.slot_count; ++i) {
-        if (!read_stable(r, i, &s, &report)) continue;
-        if (const char* why = slot_mismatch(s, module, SchemaOf<Slice>::kVersion, sizeof(Record))) {
-          ++report.discarded[why];
-          continue;
+      for (const auto& [first, end] : data[w][module])
+        for (uint32_t i = first; i < end; ++i) {
+          if (!read_stable(r, i, &s, &report)) continue;
+          if (const char* why =
+                  slot_mismatch(s, module, SchemaOf<Slice>::kVersion, sizeof(Record))) {
+            ++report.discarded[why];
+            continue;
+          }
+          // Records are large: validate in place, copy once.
+          const auto* record = reinterpret_cast<const Record*>(s.payload);
+          const uint64_t where =
+              record->position < placed[w].size() ? placed[w][record->position] : kNone;
+          if (where == kGone) continue;  // its connection is counted already
+          if (where == kNone) {
+            ++report.discarded["orphan_slice"];
+            continue;
+          }
+          const auto nw = static_cast<uint32_t>(where >> 32);
+          const auto pos = static_cast<uint32_t>(where);
+          if (pipelines[nw]->flows().at(pos).id != s.header.conn_id) {
+            ++report.discarded["orphan_slice"];
+            continue;
+          }
+          if (const char* why = fn(*record, nw, pos)) ++report.discarded[why];
         }
-        // Records are large: validate in place, copy once.
-        const auto* record = reinterpret_cast<const Record*>(s.payload);
-        const uint64_t where =
-            record->position < placed[w].size() ? placed[w][record->position] : kNone;
-        if (where == kNone) {
-          ++report.discarded["orphan_slice"];
-          continue;
-        }
-        const auto nw = static_cast<uint32_t>(where >> 32);
-        const auto pos = static_cast<uint32_t>(where);
-        if (pipelines[nw]->flows().at(pos).id != s.header.conn_id) {
-          ++report.discarded["orphan_slice"];
-          continue;
-        }
-        if (const char* why = fn(*record, nw, pos)) ++report.discarded[why];
-      }
     }
   };
   // A session attaches to a connection marked as followed and not yet
@@ -412,62 +587,27 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
         ++report.sip_calls;
         return nullptr;
       });
-  report.phase_ms["modules"] = ms_since(phase);
+  report.phase_ms["layer7"] = ms_since(phase);
 
-  // Phase 3: bases whose slice never came, and the current rules.
+  // Phase 3: what needed every connection in place first.
   phase = Clock::now();
-  std::vector<std::vector<uint32_t>> kept(workers);
-  for (uint32_t w = 0; w < old_workers; ++w) {
-    for (uint64_t where : placed[w]) {
-      if (where == kNone) continue;
-      const auto nw = static_cast<uint32_t>(where >> 32);
-      const auto pos = static_cast<uint32_t>(where);
-      if (complete[nw][pos]) {
-        kept[nw].push_back(pos);
-        const Connection& c = pipelines[nw]->flows().at(pos);
-        if ((c.flags & Connection::kHasL7) && c.l7 == ModuleId::none) {
-          // Followed by a layer-7 module whose slice did not come back: the
-          // connection goes on, but what it announces from now is not seen.
-          ++report.discarded["l7_slice_missing"];
-          pipelines[nw]->forget_l7(pos);
-        }
-      } else {
-        ++report.discarded["missing_slice"];
-        const ModuleId l7 = pipelines[nw]->flows().at(pos).l7;
-        if (l7 != ModuleId::none) --report.restored_l7[module_name(l7)];
-        pipelines[nw]->drop_restored(pos);
-        deliver_mail();
-      }
+  for (const At& at : followed) {
+    const Connection& c = pipelines[at.worker]->flows().at(at.position);
+    if (c.l7 == ModuleId::none) {
+      // Followed by a layer-7 module whose slice did not come back: the
+      // connection goes on, but what it announces from now is not seen.
+      ++report.discarded["l7_slice_missing"];
+      pipelines[at.worker]->forget_l7(at.position);
     }
   }
-  // A related connection (an FTP data connection) was admitted by its
-  // master's expectation, not by a rule: it stays unless its master is now
-  // denied. Masters may live on other workers, so every worker's rules are
-  // checked first.
-  std::vector<std::unique_ptr<bool[]>> allowed(workers);
-  std::unordered_set<uint64_t> denied_masters;
-  for (uint32_t nw = 0; nw < workers; ++nw) {
-    allowed[nw].reset(new bool[kept[nw].size()]);
-    pipelines[nw]->admits(kept[nw].data(), static_cast<uint32_t>(kept[nw].size()),
-                          allowed[nw].get());
-    for (size_t k = 0; k < kept[nw].size(); ++k) {
-      const Connection& c = pipelines[nw]->flows().at(kept[nw][k]);
-      if (c.master_id == 0 && !allowed[nw][k]) denied_masters.insert(c.id);
-    }
-  }
-  for (uint32_t nw = 0; nw < workers; ++nw) {
-    for (size_t k = 0; k < kept[nw].size(); ++k) {
-      const uint32_t pos = kept[nw][k];
-      const Connection& c = pipelines[nw]->flows().at(pos);
-      const bool keep = c.master_id != 0 ? denied_masters.count(c.master_id) == 0 : allowed[nw][k];
-      if (keep) {
-        pipelines[nw]->count_restored(pos);
-        continue;
-      }
+  if (!denied_masters.empty()) {
+    for (const At& at : related) {
+      const Connection& c = pipelines[at.worker]->flows().at(at.position);
+      if (denied_masters.count(c.master_id) == 0) continue;
       ++report.discarded["policy_denied"];
       --report.restored[module_name(c.l4)];
       if (c.l7 != ModuleId::none) --report.restored_l7[module_name(c.l7)];
-      pipelines[nw]->drop_restored(pos);
+      pipelines[at.worker]->drop_restored(at.position);
       deliver_mail();
     }
   }
@@ -483,36 +623,38 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
   for (uint32_t w = 0; w < old_workers; ++w) {
     const MappedRegion& r = old[w][kFragmentModule];
     if (r.slots == nullptr) continue;
-    for (uint32_t i = 0; i < r.slot_count; ++i) {
-      if (!read_stable(r, i, &s, &report)) continue;
-      if (s.header.module != kFragmentModule || s.header.schema != kFragmentSchema ||
-          s.header.length != sizeof(FragmentRecord)) {
-        ++report.discarded["unknown_schema"];
-        continue;
+    for (const auto& [first, end] : data[w][kFragmentModule])
+      for (uint32_t i = first; i < end; ++i) {
+        if (!read_stable(r, i, &s, &report)) continue;
+        if (s.header.module != kFragmentModule || s.header.schema != kFragmentSchema ||
+            s.header.length != sizeof(FragmentRecord)) {
+          ++report.discarded["unknown_schema"];
+          continue;
+        }
+        FragmentRecord record;
+        std::memcpy(&record, s.payload, sizeof record);
+        const uint64_t epoch = record.conn_id >> kConnCounterBits;
+        if (!record.used || static_cast<size_t>(record.reason) >= kReasonCount ||
+            record.key.src.is_v4() != record.key.dst.is_v4() || record.key.side > 1 ||
+            (record.conn_id != 0 && (epoch == 0 || epoch >= epoch_now))) {
+          ++report.discarded["invalid_fragment"];
+          continue;
+        }
+        const uint32_t owner =
+            worker_for_hash(address_pair_hash(record.key.src, record.key.dst), workers);
+        if (pipelines[owner]->restore_fragment(record)) {
+          ++report.fragments;
+        } else {
+          ++report.discarded["fragment_not_restored"];
+        }
       }
-      FragmentRecord record;
-      std::memcpy(&record, s.payload, sizeof record);
-      const uint64_t epoch = record.conn_id >> kConnCounterBits;
-      if (!record.used || static_cast<size_t>(record.reason) >= kReasonCount ||
-          record.key.src.is_v4() != record.key.dst.is_v4() || record.key.side > 1 ||
-          (record.conn_id != 0 && (epoch == 0 || epoch >= epoch_now))) {
-        ++report.discarded["invalid_fragment"];
-        continue;
-      }
-      const uint32_t owner =
-          worker_for_hash(address_pair_hash(record.key.src, record.key.dst), workers);
-      if (pipelines[owner]->restore_fragment(record)) {
-        ++report.fragments;
-      } else {
-        ++report.discarded["fragment_not_restored"];
-      }
-    }
   }
   report.phase_ms["fragments"] = ms_since(phase);
 
   // Phase 4: into the new set, before anything is forwarded.
   phase = Clock::now();
-  for (Pipeline* p : pipelines) p->checkpoint_all();
+  prefault.join();
+  for (uint32_t w = 0; w < workers; ++w) pipelines[w]->checkpoint_restored(positions[w]);
   report.phase_ms["write"] = ms_since(phase);
   report.total_ms = ms_since(start);
   return report;

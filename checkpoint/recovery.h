@@ -1,24 +1,25 @@
 // Recovery: rebuilding connections from a committed region set.
 //
 // Theory of operation (docs/checkpoint.md, section Recovery):
-//   1. base layers first: every stable base slot becomes a connection in the
-//      flow table of the worker that now owns its address pair (the worker
-//      count may differ from the crashed process's); old (worker, slot) ->
-//      new (worker, position) is remembered;
-//   2. then each module's slices, attached by connection ID: the slot of
-//      module m at old (worker, slot) must carry the same connection ID as
-//      the base restored from there, the module's schema version, the slice
-//      length, and pass the module's own valid(). Layer-7 slots have slots
-//      of their own and name the old position of their connection; an FTP
-//      slice re-opens its pending expectations; SIP sessions come back with
-//      no calls, then each call record joins its signalling connection's
-//      session and re-opens its pinholes;
-//   3. a base whose layer-4 slice did not arrive is dropped; a connection
-//      whose layer-7 slice did not arrive goes on as plain layer 4; every
-//      restored connection is re-checked against the current rules (a
-//      related one through its master, whose expectation admitted it);
-//      SIP media connections are linked to the call whose pinhole they
-//      match, so the call's end still closes them;
+//   1. connections, base layers first: every stable base slot, with the
+//      layer-4 slice in the same old slot of its module's region (same
+//      connection ID, the module's schema version and slice length, and
+//      passing the module's own valid()), and admitted by the current rules,
+//      becomes a connection in the flow table of the worker that now owns
+//      its address pair (the worker count may differ from the crashed
+//      process's); old (worker, slot) -> new (worker, position) is
+//      remembered. A base whose slice did not arrive is not restored. A
+//      related connection (admitted by its master's expectation, not by a
+//      rule) waits for phase 3;
+//   2. layer-4 slices no base took are orphans; layer-7 slots have slots of
+//      their own and name the old position of their connection, attached
+//      by connection ID: an FTP slice re-opens its pending expectations; SIP
+//      sessions come back with no calls, then each call record joins its
+//      signalling connection's session and re-opens its pinholes;
+//   3. a connection whose layer-7 slice did not arrive goes on as plain
+//      layer 4; a related connection whose master the rules now deny is
+//      closed; SIP media connections are linked to the call whose pinhole
+//      they match, so the call's end still closes them;
 //   4. the fragment records of datagrams in flight follow, placed like
 //      their connections;
 //   5. everything restored is written into the new set before forwarding.
@@ -50,7 +51,7 @@ struct RecoveryReport {
   uint64_t sip_media_linked = 0;                // media connections joined to their call
   uint64_t fragments = 0;                       // fragment records restored
   std::map<std::string, uint64_t> discarded;    // per reason
-  std::map<std::string, double> phase_ms;       // base, modules, check, write
+  std::map<std::string, double> phase_ms;       // connections, layer7, check, fragments, write
   double total_ms = 0;
 
   uint64_t restored_total() const;
@@ -60,8 +61,10 @@ struct RecoveryReport {
 
 // Rebuilds the connections of `from` (regions in the mapped store) into
 // pipelines[w] for each worker w of this process, then writes them into the
-// pipelines' checkpoint sets.
-RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes,
+// pipelines' checkpoint sets. store_fd is the store file mapped at `store`
+// (-1 if unknown): with it, pages of the old set that were never written
+// are skipped, not read (StoreExtents).
+RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, int store_fd,
                                    const RegionSet& from, const std::vector<Pipeline*>& pipelines,
                                    uint32_t epoch_now);
 

@@ -302,9 +302,9 @@ bool start_checkpointing(Runtime& rt, const holdfast::Config& config, const AppO
   }
   if (o.recover) {
     if (rt.client->recover()) {
-      const holdfast::ckpt::RecoveryReport report =
-          holdfast::ckpt::recover_connections(rt.client->store(), rt.client->store_bytes(),
-                                              *rt.client->recover(), pipelines, rt.client->epoch());
+      const holdfast::ckpt::RecoveryReport report = holdfast::ckpt::recover_connections(
+          rt.client->store(), rt.client->store_bytes(), rt.client->store_fd(),
+          *rt.client->recover(), pipelines, rt.client->epoch());
       rt.recovery = report.to_json();
       std::string text = report.text();
       for (size_t at = 0; (at = text.find('\n')) != std::string::npos;) {

@@ -851,34 +851,20 @@ void Pipeline::forget_checkpoint(const Connection& c, uint32_t index) {
   ckpt_->erase(ckpt::kBaseModule, index);
 }
 
-int32_t Pipeline::restore(const FlowKey& key, uint32_t hash, uint64_t id, ModuleId l4,
-                          uint8_t flags, uint64_t master, uint32_t created_s, uint32_t last_seen_ms,
-                          bool* duplicate) {
-  *duplicate = flows_->lookup(key, hash) >= 0;
+int32_t Pipeline::restore(const Connection& staged, uint32_t hash, bool* duplicate) {
+  *duplicate = flows_->lookup(staged.key, hash) >= 0;
   if (*duplicate) return -1;
-  const int32_t pos = flows_->insert(key, hash);
+  const int32_t pos = flows_->insert(staged.key, hash);
   if (pos < 0) return -1;
-  Connection& c = flows_->at(static_cast<uint32_t>(pos));
-  c.id = id;
-  c.l4 = l4;
-  c.flags = flags;
-  c.master_id = master;
-  c.created_s = created_s;
-  c.last_seen_ms = last_seen_ms;
+  flows_->at(static_cast<uint32_t>(pos)) = staged;
+  ++counters_.restored[slot(staged.l4)];
   return pos;
 }
 
-void Pipeline::restore_slice(uint32_t position, const void* slice, size_t length) {
-  Connection& c = flows_->at(position);
-  std::memcpy(c.l4_slice, slice, std::min(length, sizeof c.l4_slice));
-}
-
-void Pipeline::count_restored(uint32_t position) {
-  ++counters_.restored[slot(flows_->at(position).l4)];
-}
-
 void Pipeline::drop_restored(uint32_t position) {
-  release_l7(flows_->at(position));
+  Connection& c = flows_->at(position);
+  --counters_.restored[slot(c.l4)];
+  release_l7(c);
   flows_->erase(position);
 }
 
@@ -999,6 +985,15 @@ void Pipeline::forget_l7(uint32_t position) {
 }
 
 void Pipeline::admits(const uint32_t* positions, uint32_t n, bool* allowed) const {
+  const Connection* conns[Policy::kMaxBulk];
+  for (uint32_t done = 0; done < n; done += Policy::kMaxBulk) {
+    const uint32_t k = std::min(n - done, Policy::kMaxBulk);
+    for (uint32_t i = 0; i < k; ++i) conns[i] = &flows_->at(positions[done + i]);
+    admits(conns, k, allowed + done);
+  }
+}
+
+void Pipeline::admits(const Connection* const* conns, uint32_t n, bool* allowed) const {
   // Each connection's first packet as the opener sent it, from the port it
   // arrived on: what policy judged then is judged again, a burst at a time.
   ParsedPacket packets[Policy::kMaxBulk];
@@ -1007,7 +1002,7 @@ void Pipeline::admits(const uint32_t* positions, uint32_t n, bool* allowed) cons
   for (uint32_t done = 0; done < n; done += Policy::kMaxBulk) {
     const uint32_t k = std::min(n - done, Policy::kMaxBulk);
     for (uint32_t i = 0; i < k; ++i) {
-      const Connection& c = flows_->at(positions[done + i]);
+      const Connection& c = *conns[done + i];
       ParsedPacket& p = packets[i];
       p.kind = FrameKind::ip;
       p.ip_version = c.key.lo.is_v4() ? 4 : 6;
@@ -1033,10 +1028,11 @@ bool Pipeline::restore_fragment(const FragmentRecord& record) {
   return true;
 }
 
-void Pipeline::checkpoint_all() {
+void Pipeline::checkpoint_restored(const std::vector<uint32_t>& positions) {
   if (ckpt_ == nullptr) return;
-  flows_->for_each([&](uint32_t index, const Connection& c) {
-    if (!checkpointed(index)) return;
+  for (const uint32_t index : positions) {
+    const Connection& c = flows_->at(index);
+    if (!c.in_use() || !checkpointed(index)) continue;
     ckpt_->put_base(index, c);
     put_l4(c, index);
     if (c.l7 != ModuleId::none) put_l7(c);
@@ -1044,7 +1040,7 @@ void Pipeline::checkpoint_all() {
       const SipSession& session = sip_sessions_[c.l7_index].slice;
       for (uint8_t k = 0; k < session.call_count; ++k) put_sip_call(session.calls[k]);
     }
-  });
+  }
   fragments_->for_each([&](uint32_t index, const FragmentRecord&) { put_fragment(index); });
 }
 

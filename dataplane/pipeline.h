@@ -201,26 +201,27 @@ class Pipeline {
   // Checkpoints every state change into w (nullptr: no checkpointing). A
   // new connection whose position has no slot in w is refused
   // (ckpt_store_full), or with fail_open forwarded unprotected and counted.
+  const ckpt::WorkerCheckpoint* checkpoint() const { return ckpt_; }
   void set_checkpoint(ckpt::WorkerCheckpoint* w, bool fail_open) {
     ckpt_ = w;
     ckpt_fail_open_ = fail_open;
   }
 
   // Recovery (control path, before forwarding): adds a connection read from
-  // the store with a zeroed layer-4 slice; hash is FlowTable::hash(key).
-  // Returns its position, or -1 when the key is already present
-  // (*duplicate) or the table is full.
-  int32_t restore(const FlowKey& key, uint32_t hash, uint64_t id, ModuleId l4, uint8_t flags,
-                  uint64_t master, uint32_t created_s, uint32_t last_seen_ms, bool* duplicate);
-  // Fills in the layer-4 slice of a restored connection.
-  void restore_slice(uint32_t position, const void* slice, size_t length);
-  // Removes a restored connection that cannot be completed.
+  // the store, complete with its layer-4 slice, and counts it as restored.
+  // `staged` is the whole entry as it is to be (key, base fields, slice;
+  // no layer-7 module yet); hash is FlowTable::hash(staged.key). Returns its
+  // position, or -1 when the key is already present (*duplicate) or the
+  // table is full.
+  int32_t restore(const Connection& staged, uint32_t hash, bool* duplicate);
+  // Removes a restored connection that recovery does not keep after all
+  // (a related connection whose master the current rules deny).
   void drop_restored(uint32_t position);
-  // Counts a restored connection that recovery keeps.
-  void count_restored(uint32_t position);
   // Whether the current rules would still admit each connection's first
-  // packet (allowed[i] for positions[i]); counts nothing.
+  // packet (allowed[i] for the connection at positions[i], or conns[i]);
+  // counts nothing.
   void admits(const uint32_t* positions, uint32_t n, bool* allowed) const;
+  void admits(const Connection* const* conns, uint32_t n, bool* allowed) const;
   // Recovery: attaches an FTP slice to the restored control connection at
   // position and re-opens its pending expectations; false when every FTP
   // slice of this worker is taken.
@@ -244,9 +245,11 @@ class Pipeline {
   // Recovery: adds a fragment record read from the store; false when its
   // datagram is already known or the table is full.
   bool restore_fragment(const FragmentRecord& record);
-  // Writes every connection and fragment record into the checkpoint set
-  // (after recovery).
-  void checkpoint_all();
+  // After recovery: writes the connections at `positions` that are still in
+  // use (with their layer-7 records) and every fragment record into the
+  // checkpoint set. Only those entries are read: the rest of a fresh table
+  // may not even have been faulted in.
+  void checkpoint_restored(const std::vector<uint32_t>& positions);
 
   const PipelineCounters& counters() const { return counters_; }
   // Connections opened per rule: [0] default action, [i + 1] rule i.

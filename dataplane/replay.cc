@@ -77,8 +77,8 @@ bool Replay::enable_checkpoint(ckpt::Client& client, bool store_full_allow, std:
 }
 
 ckpt::RecoveryReport Replay::recover(const ckpt::Client& client) {
-  return ckpt::recover_connections(client.store(), client.store_bytes(), *client.recover(),
-                                   pipelines(), client.epoch());
+  return ckpt::recover_connections(client.store(), client.store_bytes(), client.store_fd(),
+                                   *client.recover(), pipelines(), client.epoch());
 }
 
 nlohmann::json Replay::stats() const {

@@ -57,6 +57,7 @@ class BenchStore {
 
   uint8_t* data() const { return map_; }
   uint64_t bytes() const { return bytes_; }
+  int fd() const { return fd_; }
   // Memory the file occupies (allocated blocks), in bytes.
   uint64_t resident_bytes() const;
   bool on_hugetlbfs() const { return hugetlbfs_; }

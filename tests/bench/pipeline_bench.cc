@@ -916,8 +916,8 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
       raw.push_back(pipelines.back().get());
     }
 
-    const ckpt::RecoveryReport report = ckpt::recover_connections(s.store->data(), s.store->bytes(),
-                                                                  s.crashed, raw, kRecoveryEpoch);
+    const ckpt::RecoveryReport report = ckpt::recover_connections(
+        s.store->data(), s.store->bytes(), s.store->fd(), s.crashed, raw, kRecoveryEpoch);
     state.SetIterationTime(report.total_ms / 1e3);
 
     if (report.restored_total() != n || !report.discarded.empty()) {

@@ -249,7 +249,7 @@ def probes(work, conns):
 
 def summarize(results):
     print("\n| connections | mode | first packet (ms after main) | recovery total (ms) "
-          "| base / modules / check / fragments / write (ms) | probes passed |")
+          "| connections / layer7 / check / fragments / write (ms) | probes passed |")
     print("|---:|---|---:|---:|---|---:|")
     for conns, runs in results.items():
         for mode in ("plain", "fresh", "recover"):
@@ -262,7 +262,7 @@ def summarize(results):
             if rec:
                 phases = " / ".join(
                     "%.1f" % statistics.median(r["recovery"]["phase_ms"].get(p, 0) for r in rs)
-                    for p in ("base", "modules", "check", "fragments", "write"))
+                    for p in ("connections", "layer7", "check", "fragments", "write"))
             passed = statistics.median(r["pipeline"]["passed"] for r in rs)
             print("| %d | %s | %.1f (%.1f-%.1f) | %s | %s | %s |" % (
                 conns, mode, statistics.median(first), min(first), max(first),

@@ -147,7 +147,7 @@ def ckpt(paths):
 
 def recovery(paths):
     runs, _ = load(paths)
-    phases = ["base", "modules", "check", "fragments", "write"]
+    phases = ["connections", "layer7", "check", "fragments", "write"]
     print("| benchmark | total ms | " + " | ".join(p + " ms" for p in phases) + " | ns/conn |")
     print("|---|---:|" + "---:|" * len(phases) + "---:|")
     for name, bs in runs.items():

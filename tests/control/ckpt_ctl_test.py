@@ -166,7 +166,7 @@ def main():
               "crashed: the report's figures: " + text)
         check(" tcp %d" % report["restored"]["tcp"] in text and "(ftp sessions 1)" in text,
               "crashed: restored per kind: " + text)
-        check("discarded: none" in text and "phases: base" in text,
+        check("discarded: none" in text and "phases: connections" in text,
               "crashed: discarded and phases: " + text)
 
         # 4. Errors.

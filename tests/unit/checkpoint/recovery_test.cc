@@ -1,11 +1,18 @@
 // Recovery tests: pipelines checkpoint into region sets laid out in a plain
-// buffer (the store's data area, without holdfast-ckptd), slots are damaged
+// buffer (the store's data area, without holdfast-ckptd; a tmpfs file where
+// holes matter), slots are damaged
 // on purpose, and recover_connections rebuilds what it can into other
 // pipelines, possibly with another worker count.
 #include "checkpoint/recovery.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -258,7 +265,7 @@ TEST(Recovery, RebuildsEveryConnectionOnAnotherWorkerCount) {
 
   FakeStore next(3, 2);
   Dataplane after(3, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.restored.at("tcp"), 20u);
   EXPECT_EQ(report.restored.at("udp"), 1u);
@@ -317,7 +324,7 @@ TEST(Recovery, DamagedSlotsAreCountedAndDiscardedNeverTrusted) {
 
   FakeStore next(1, 2);
   Dataplane after(1, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.restored.at("tcp"), 4u) << report.text();
   EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();  // a
@@ -343,6 +350,107 @@ TEST(Recovery, DamagedSlotsAreCountedAndDiscardedNeverTrusted) {
   }
 }
 
+// A tmpfs file (/dev/shm, as holdfast-ckptd's default store), unlinked at
+// once, mapped from offset 0.
+struct TmpfsFile {
+  int fd = -1;
+  uint8_t* map = nullptr;
+  uint64_t size = 0;
+
+  explicit TmpfsFile(uint64_t bytes) : size(bytes) {
+    char path[] = "/dev/shm/holdfast-recovery-test.XXXXXX";
+    fd = mkostemp(path, O_CLOEXEC);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    unlink(path);
+    EXPECT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+    void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT_NE(m, MAP_FAILED);
+    map = static_cast<uint8_t*>(m);
+  }
+  ~TmpfsFile() {
+    munmap(map, size);
+    close(fd);
+  }
+  // Bytes of memory the file holds (its pages that are not holes).
+  uint64_t allocated() const {
+    struct stat st;
+    fstat(fd, &st);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+};
+
+TEST(StoreExtents, VisitsEverySlotThatCanHoldSomethingAndReadsNoHole) {
+  TmpfsFile file(64 * kPage);
+  MappedRegion r;
+  r.slots = file.map + kPage;  // the region starts on the second page
+  r.slot_size = 72;
+  r.slot_count = static_cast<uint32_t>(60 * kPage / r.slot_size);
+  // As puts write them: slot 3 (region page 0), and a slot that starts on
+  // region page 5 and ends on page 6.
+  const uint32_t straddling = static_cast<uint32_t>(6 * kPage / r.slot_size);
+  ASSERT_GT((straddling + 1) * r.slot_size, 6 * kPage);
+  for (uint32_t i : {3u, straddling}) {
+    std::memset(r.slot(i), 0x11, r.slot_size);
+    r.slot(i)->seq = 2;
+  }
+  // A byte at the start of region page 10, inside a slot whose start (on
+  // page 9) no put ever wrote: it cannot hold anything.
+  file.map[kPage + 10 * kPage] = 1;
+  const uint64_t before = file.allocated();
+  EXPECT_EQ(before, 4 * kPage);
+
+  const StoreExtents extents(file.fd, file.map);
+  std::vector<uint32_t> seen;
+  for (const auto& run : extents.runs(r)) {
+    for (uint32_t i = run.first; i < run.end; ++i) seen.push_back(i);
+  }
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end());  // each once
+  EXPECT_NE(std::find(seen.begin(), seen.end(), 3u), seen.end());
+  EXPECT_NE(std::find(seen.begin(), seen.end(), straddling), seen.end());
+  // The slots starting on the four pages that are not holes.
+  EXPECT_LE(seen.size(), 4 * kPage / r.slot_size + 4);
+  // Reading them allocates nothing, and finds the two.
+  SlotRead s;
+  uint32_t held = 0;
+  for (uint32_t i : seen) held += read_slot(r, i, &s) ? 1 : 0;
+  EXPECT_EQ(held, 2u);
+  EXPECT_EQ(file.allocated(), before);
+
+  // Without the file: every slot.
+  const auto all = StoreExtents(-1, file.map).runs(r);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].first, 0u);
+  EXPECT_EQ(all[0].end, r.slot_count);
+}
+
+TEST(Recovery, ReadsNoPageTheOldSetNeverWrote) {
+  // Many more slots than connections, as a store sized for a busy day.
+  constexpr uint32_t kSlots = 16384;
+  FakeStore store(2, 1, kSlots);
+  Dataplane before(2, kEpoch, &store);
+  const std::vector<uint64_t> ids = open_tcp(before, 20);
+  // The set in a tmpfs file, holes where nothing was written.
+  TmpfsFile file(store.bytes.size());
+  for (uint64_t page = 0; page < store.bytes.size(); page += kPage) {
+    const uint8_t* p = store.bytes.data() + page;
+    if (std::any_of(p, p + kPage, [](uint8_t b) { return b != 0; })) {
+      std::memcpy(file.map + page, p, kPage);
+    }
+  }
+  const uint64_t allocated = file.allocated();
+  ASSERT_LT(allocated, store.bytes.size() / 20);
+
+  FakeStore next(1, 2, kSlots);
+  Dataplane after(1, kEpoch + 1, &next);
+  const RecoveryReport report =
+      recover_connections(file.map, file.size, file.fd, store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.restored.at("tcp"), 20u) << report.text();
+  EXPECT_TRUE(report.discarded.empty()) << report.text();
+  EXPECT_EQ(file.allocated(), allocated);
+  for (int c = 1; c <= 20; ++c) expect_continues(after, c, ids[c - 1]);
+}
+
 TEST(Recovery, DuplicatesAndIdsFromTheFutureAreRefused) {
   FakeStore store(1, 1);
   Dataplane before(1, kEpoch, &store);
@@ -360,7 +468,7 @@ TEST(Recovery, DuplicatesAndIdsFromTheFutureAreRefused) {
   store.slot(0, kBaseModule, bases[1].second)->conn_id = make_conn_id(kEpoch + 5, 1);
 
   Dataplane after(1, kEpoch + 1, nullptr);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.restored.at("tcp"), 1u) << report.text();
   EXPECT_EQ(report.discarded.at("duplicate"), 1u) << report.text();
@@ -376,7 +484,7 @@ TEST(Recovery, ConnectionsTheCurrentRulesDenyAreClosed) {
   EXPECT_EQ(before.send(syn, Side::outside).reason, Reason::new_connection);
   // The new rules allow only the inside.
   Dataplane after(1, kEpoch + 1, nullptr, /*allow_outside=*/false);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.discarded.at("policy_denied"), 1u) << report.text();
   EXPECT_EQ(report.restored.at("tcp"), 3u) << report.text();
@@ -404,7 +512,7 @@ TEST(Recovery, FragmentRecordsSurvive) {
 
   FakeStore next(2, 2);
   Dataplane after(2, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.fragments, 1u) << report.text();
   const Verdict rest = after.send(
@@ -477,7 +585,7 @@ TEST(Recovery, FtpSessionsAndTheirPendingExpectationsSurvive) {
 
   FakeStore next(2, 2);
   Dataplane after(2, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.restored.at("tcp"), 2u) << report.text();  // control and data
   EXPECT_EQ(report.restored_l7.at("ftp"), 1u) << report.text();
@@ -501,6 +609,36 @@ TEST(Recovery, FtpSessionsAndTheirPendingExpectationsSurvive) {
   (void)control;
 }
 
+TEST(Recovery, ARelatedConnectionGoesWithItsDeniedMaster) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  const auto [control, seq] = ftp_session(before);  // control and data, on the inside's rule
+  // The new rules deny everything: the control connection by its rule, the
+  // data connection (which no rule ever admitted) with its master. Two
+  // workers, so that master and data may be judged on different ones.
+  FakeStore next(2, 2);
+  Dataplane after(2, kEpoch + 1, &next);
+  std::string error;
+  const std::unique_ptr<Policy> deny_all = Policy::compile({}, Action::deny, &error);
+  ASSERT_NE(deny_all, nullptr) << error;
+  for (const auto& p : after.pipelines) p->set_policy(deny_all.get());
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.discarded.at("policy_denied"), 2u) << report.text();
+  EXPECT_EQ(report.restored.at("tcp"), 0u) << report.text();
+  EXPECT_EQ(report.restored_l7.at("ftp"), 0u) << report.text();
+  EXPECT_EQ(report.discarded.size(), 1u) << report.text();  // the FTP record goes uncounted
+  EXPECT_EQ(after.connections(), 0u);
+  uint64_t restored = 0;
+  for (const auto& p : after.pipelines) {
+    for (uint64_t n : p->counters().restored) restored += n;
+  }
+  EXPECT_EQ(restored, 0u);
+  EXPECT_EQ(after.send(active_data_syn(1), Side::outside, kT0 + 10).reason, Reason::default_deny);
+  (void)control;
+  (void)seq;
+}
+
 TEST(Recovery, AnFtpSessionWithoutItsSliceGoesOnAsPlainTcp) {
   FakeStore store(1, 1);
   Dataplane before(1, kEpoch, &store);
@@ -512,7 +650,7 @@ TEST(Recovery, AnFtpSessionWithoutItsSliceGoesOnAsPlainTcp) {
 
   FakeStore next(1, 2);
   Dataplane after(1, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();
   EXPECT_EQ(report.discarded.at("l7_slice_missing"), 1u) << report.text();
@@ -541,7 +679,7 @@ TEST(Recovery, AnFtpSliceNamingAnotherConnectionIsAnOrphan) {
 
   FakeStore next(1, 2);
   Dataplane after(1, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.discarded.at("orphan_slice"), 1u) << report.text();
   EXPECT_EQ(report.discarded.at("l7_slice_missing"), 1u) << report.text();
@@ -569,7 +707,7 @@ TEST(Recovery, ACrashBetweenTheDataConnectionAndItsMastersUpdateKeepsTheTransfer
 
   FakeStore next(1, 2);
   Dataplane after(1, kEpoch + 1, &next);
-  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(),
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.restored.at("tcp"), 2u) << report.text();
   // The retransmitted SYN belongs to the data connection, with its master.
@@ -650,7 +788,7 @@ uint64_t sip_call_up(Dataplane& d) {
 }
 
 RecoveryReport crash_and_recover(FakeStore& store, Dataplane& after) {
-  return recover_connections(store.bytes.data(), store.bytes.size(), store.set, after.raw(),
+  return recover_connections(store.bytes.data(), store.bytes.size(), -1, store.set, after.raw(),
                              kEpoch + 1);
 }
 

@@ -81,7 +81,7 @@ json sample_ckpt() {
                          "restored_total": 4, "restored_l7": {"ftp": 1}, "sip_calls": 0,
                          "sip_media_linked": 0, "fragment_records": 0,
                          "discarded": {"torn": 1},
-                         "phase_ms": {"base": 3.25, "modules": 4.0, "write": 3.5},
+                         "phase_ms": {"connections": 3.25, "layer7": 4.0, "write": 3.5},
                          "total_ms": 10.75, "first_packet_ms": 434.5},
               "committed": {"set": 4, "epoch": 7, "bytes": 25165824, "connections": 1234,
                             "regions": [{"worker": 0, "module": 0, "slots": 65536, "used": 610},
@@ -456,7 +456,7 @@ TEST(Metrics, CkptdSamples) {
                 "holdfast_ckptd_recovery_restored{app=\"holdfast\",protocol=\"other\"} 0",
                 "holdfast_ckptd_recovery_restored_l7{app=\"holdfast\",module=\"ftp\"} 1",
                 "holdfast_ckptd_recovery_discarded{app=\"holdfast\",reason=\"torn\"} 1",
-                "holdfast_ckptd_recovery_phase_seconds{app=\"holdfast\",phase=\"base\"} 0.00325",
+                "holdfast_ckptd_recovery_phase_seconds{app=\"holdfast\",phase=\"connections\"} 0.00325",
                 "holdfast_ckptd_recovery_duration_seconds{app=\"holdfast\"} 0.01075",
                 "holdfast_ckptd_recovery_first_packet_seconds{app=\"holdfast\"} 0.4345",
             });
