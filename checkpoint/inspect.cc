@@ -51,10 +51,11 @@ nlohmann::json StoredConnection::to_json(uint64_t now_ms) const {
   return j;
 }
 
-StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& set) {
+StoredSet read_set(const uint8_t* store, uint64_t store_bytes, int store_fd, const RegionSet& set) {
   StoredSet out;
   uint64_t bad_regions = 0;
   const auto regions = map_regions(store, store_bytes, set, &bad_regions);
+  const StoreExtents extents(store_fd, store);
   if (bad_regions != 0) out.skipped["bad_region"] += bad_regions;
   auto slice_ok = [&](const SlotRead& s, uint8_t module, uint16_t schema, size_t length) {
     if (!s.stable) {
@@ -74,26 +75,27 @@ StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& 
     const MappedRegion& base = mods[kBaseModule];
     if (base.slots == nullptr) continue;
     std::map<uint32_t, size_t> at_position;  // position -> index in out.connections
-    for (uint32_t i = 0; i < base.slot_count; ++i) {
-      if (!read_slot(base, i, &s) || !slice_ok(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
-        continue;
+    for (const auto& [first, end] : extents.runs(base))
+      for (uint32_t i = first; i < end; ++i) {
+        if (!read_slot(base, i, &s) || !slice_ok(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
+          continue;
+        }
+        BaseSlice b;
+        std::memcpy(&b, s.payload, sizeof b);
+        StoredConnection c;
+        c.worker = worker;
+        c.position = i;
+        c.id = s.header.conn_id;
+        c.master_id = b.master_id;
+        c.key = key_of(b);
+        c.flags = b.flags;
+        c.l4 = static_cast<ModuleId>(b.l4);
+        c.state = "-";
+        c.created_s = b.created_s;
+        c.last_seen_ms = b.last_seen_ms;
+        at_position[i] = out.connections.size();
+        out.connections.push_back(c);
       }
-      BaseSlice b;
-      std::memcpy(&b, s.payload, sizeof b);
-      StoredConnection c;
-      c.worker = worker;
-      c.position = i;
-      c.id = s.header.conn_id;
-      c.master_id = b.master_id;
-      c.key = key_of(b);
-      c.flags = b.flags;
-      c.l4 = static_cast<ModuleId>(b.l4);
-      c.state = "-";
-      c.created_s = b.created_s;
-      c.last_seen_ms = b.last_seen_ms;
-      at_position[i] = out.connections.size();
-      out.connections.push_back(c);
-    }
     // Layer-4 slices at the same positions, with the same connection ID.
     for (ModuleId m : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
       const MappedRegion& r = mods[static_cast<size_t>(m)];
@@ -113,39 +115,41 @@ StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& 
     }
     // FTP slices name their control connection's position.
     const MappedRegion& ftp = mods[static_cast<size_t>(ModuleId::ftp)];
-    for (uint32_t i = 0; ftp.slots != nullptr && i < ftp.slot_count; ++i) {
-      using Record = L7Record<FtpSlice>;
-      if (!read_slot(ftp, i, &s) || !slice_ok(s, static_cast<uint8_t>(ModuleId::ftp),
-                                              FtpModule::kSchemaVersion, sizeof(Record))) {
-        continue;
-      }
-      const auto* record = reinterpret_cast<const Record*>(s.payload);
-      const auto it = at_position.find(record->position);
-      if (it == at_position.end() || out.connections[it->second].id != s.header.conn_id ||
-          !FtpModule::valid(record->slice)) {
-        ++out.skipped["orphan_slice"];
-        continue;
-      }
-      out.connections[it->second].l7 = ModuleId::ftp;
-      out.connections[it->second].pending_expectations = record->slice.pending_count;
-    }
-    // SIP sessions, then their calls, by their signalling connection's
-    // position.
-    auto each_record = [&]<typename Slice>(uint8_t module, const auto& fn) {
-      using Record = L7Record<Slice>;
-      const MappedRegion& r = mods[module];
-      for (uint32_t i = 0; r.slots != nullptr && i < r.slot_count; ++i) {
-        if (!read_slot(r, i, &s) ||
-            !slice_ok(s, module, SipModule::kSchemaVersion, sizeof(Record))) {
+    for (const auto& [first, end] : extents.runs(ftp))
+      for (uint32_t i = first; i < end; ++i) {
+        using Record = L7Record<FtpSlice>;
+        if (!read_slot(ftp, i, &s) || !slice_ok(s, static_cast<uint8_t>(ModuleId::ftp),
+                                                FtpModule::kSchemaVersion, sizeof(Record))) {
           continue;
         }
         const auto* record = reinterpret_cast<const Record*>(s.payload);
         const auto it = at_position.find(record->position);
         if (it == at_position.end() || out.connections[it->second].id != s.header.conn_id ||
-            !SipModule::valid(record->slice) || !fn(out.connections[it->second], record->slice)) {
+            !FtpModule::valid(record->slice)) {
           ++out.skipped["orphan_slice"];
+          continue;
         }
+        out.connections[it->second].l7 = ModuleId::ftp;
+        out.connections[it->second].pending_expectations = record->slice.pending_count;
       }
+    // SIP sessions, then their calls, by their signalling connection's
+    // position.
+    auto each_record = [&]<typename Slice>(uint8_t module, const auto& fn) {
+      using Record = L7Record<Slice>;
+      const MappedRegion& r = mods[module];
+      for (const auto& [first, end] : extents.runs(r))
+        for (uint32_t i = first; i < end; ++i) {
+          if (!read_slot(r, i, &s) ||
+              !slice_ok(s, module, SipModule::kSchemaVersion, sizeof(Record))) {
+            continue;
+          }
+          const auto* record = reinterpret_cast<const Record*>(s.payload);
+          const auto it = at_position.find(record->position);
+          if (it == at_position.end() || out.connections[it->second].id != s.header.conn_id ||
+              !SipModule::valid(record->slice) || !fn(out.connections[it->second], record->slice)) {
+            ++out.skipped["orphan_slice"];
+          }
+        }
     };
     each_record.operator()<SipSession>(static_cast<uint8_t>(ModuleId::sip),
                                        [](StoredConnection& c, const SipSession&) {

@@ -50,6 +50,8 @@ struct StoredSet {
   std::map<std::string, uint64_t> skipped;
 };
 
-StoredSet read_set(const uint8_t* store, uint64_t store_bytes, const RegionSet& set);
+// store_fd: the store file mapped at `store` (-1 if unknown); with it, the
+// set's holes are skipped instead of read (slot_read.h, StoreExtents).
+StoredSet read_set(const uint8_t* store, uint64_t store_bytes, int store_fd, const RegionSet& set);
 
 }  // namespace holdfast::ckpt

@@ -149,8 +149,8 @@ int conns_from_store(const Options& o) {
                  options.app.c_str());
     return 1;
   }
-  const holdfast::ckpt::StoredSet set =
-      holdfast::ckpt::read_set(client->store(), client->store_bytes(), *client->recover());
+  const holdfast::ckpt::StoredSet set = holdfast::ckpt::read_set(
+      client->store(), client->store_bytes(), client->store_fd(), *client->recover());
   const uint64_t now_ms =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
