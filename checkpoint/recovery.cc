@@ -146,6 +146,8 @@ class Beside {
     work_();
   }
   ~Beside() { join(); }
+  Beside(const Beside&) = delete;  // the running work points at this object
+  Beside& operator=(const Beside&) = delete;
   void join() {
     if (lcore_ >= 0) rte_eal_wait_lcore(static_cast<unsigned>(lcore_));
     if (threaded_) pthread_join(thread_, nullptr);
