@@ -135,7 +135,10 @@ bool collect_dataplane(const Options& o, json* out, std::string* error) {
   Dataplane d(o);
   if (!d.connect(error)) return false;
   *out = json::object();
-  for (const char* part : {"info", "stats", "ports", "workers", "states"}) {
+  // Workers before ports: a port counts a frame before the worker that
+  // receives it does, so while traffic flows, ports read after workers
+  // never show fewer frames than the workers took from them.
+  for (const char* part : {"info", "stats", "workers", "ports", "states"}) {
     json reply;
     if (!d.call(std::string("/holdfast/") + part, "", &reply, error)) return false;
     (*out)[part] = reply;
