@@ -201,11 +201,11 @@ class Pipeline {
   // Checkpoints every state change into w (nullptr: no checkpointing). A
   // new connection whose position has no slot in w is refused
   // (ckpt_store_full), or with fail_open forwarded unprotected and counted.
-  const ckpt::WorkerCheckpoint* checkpoint() const { return ckpt_; }
   void set_checkpoint(ckpt::WorkerCheckpoint* w, bool fail_open) {
     ckpt_ = w;
     ckpt_fail_open_ = fail_open;
   }
+  const ckpt::WorkerCheckpoint* checkpoint() const { return ckpt_; }
 
   // Recovery (control path, before forwarding): adds a connection read from
   // the store, complete with its layer-4 slice, and counts it as restored.
