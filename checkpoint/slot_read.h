@@ -3,12 +3,8 @@
 // holdfastctl a live one.
 #pragma once
 
-#include <unistd.h>
-
-#include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -27,61 +23,17 @@ struct SlotRead {
   bool stable;
 };
 
-// The slots of a region that can hold anything. A store on tmpfs (the
-// default, /dev/shm) keeps the pages no writer touched as holes, and they
-// read as zeros: empty slots. Reading one would make the kernel allocate
-// it, so a scan of a large, mostly empty set would both take long (a page
-// fault per 4 KiB) and fill the store's memory. lseek(SEEK_DATA/SEEK_HOLE)
-// on the store file names the stretches that are not holes (a page that was
-// swapped out counts as data). A slot can hold something only if its
-// header lies in one of them: every put writes the header, at the slot's
-// start, first. Without a descriptor, or where the file system does
-// not keep holes (hugetlbfs answers "all data"), every slot is visited.
+// slot_runs() (store_format.h) for a region as mapped in this process.
 class StoreExtents {
  public:
-  // fd: the store file, mapped from offset 0 at `store`; -1: unknown.
+  // fd: the store file, mapped from offset 0 at `store`; -1: unknown, and
+  // every slot is visited.
   StoreExtents(int fd, const uint8_t* store) : fd_(fd), store_(store) {}
 
-  struct Run {
-    uint32_t first;
-    uint32_t end;
-  };
-  // Runs of slots [first, end) of r, in order, each slot at most once: the
-  // slots whose header is outside holes.
+  using Run = SlotRun;
   std::vector<Run> runs(const MappedRegion& r) const {
-    std::vector<Run> out;
-    if (r.slots == nullptr || r.slot_count == 0) return out;
-    if (fd_ < 0 || r.slot_size == 0) {
-      out.push_back({0, r.slot_count});
-      return out;
-    }
-    const uint64_t begin = static_cast<uint64_t>(r.slots - store_);
-    const uint64_t end = begin + uint64_t{r.slot_count} * r.slot_size;
-    // The first slot starting at or after byte `at` of the file.
-    auto slot_from = [&](uint64_t at) {
-      return static_cast<uint32_t>(
-          std::min<uint64_t>(r.slot_count, (at - begin + r.slot_size - 1) / r.slot_size));
-    };
-    uint64_t at = begin;
-    while (at < end) {
-      const off_t data = lseek(fd_, static_cast<off_t>(at), SEEK_DATA);
-      if (data < 0) {
-        // ENXIO: only holes from here to the end of the file; anything
-        // else: cannot tell, so visit the rest.
-        if (errno != ENXIO) out.push_back({slot_from(at), r.slot_count});
-        break;
-      }
-      if (static_cast<uint64_t>(data) >= end) break;
-      const off_t hole = lseek(fd_, data, SEEK_HOLE);
-      const uint64_t stop = hole <= data ? end : std::min(end, static_cast<uint64_t>(hole));
-      const uint32_t first = slot_from(static_cast<uint64_t>(data));
-      // Slots whose header ends by `stop`.
-      const uint32_t last =
-          stop < begin + sizeof(SlotHeader) ? 0 : slot_from(stop - sizeof(SlotHeader) + 1);
-      if (first < last) out.push_back({first, last});
-      at = stop;
-    }
-    return out;
+    if (r.slots == nullptr) return {};
+    return slot_runs(fd_, static_cast<uint64_t>(r.slots - store_), r.slot_size, r.slot_count);
   }
 
  private:

@@ -472,46 +472,29 @@ bool Store::clear(const std::string& app, std::string* error) {
 }
 
 uint64_t Store::count_used_slots(const RegionEntry& region) const {
-  // Reads the file rather than the mapping: a read fault on a hole of a
-  // tmpfs mapping allocates the page, so scanning through the map would
-  // give every region its full memory. pread returns zeroes for holes
-  // without allocating, and SEEK_DATA skips them altogether.
-  const uint64_t begin = region.offset;
-  const uint64_t end = region.offset + region.bytes();
+  // Reads the file rather than the mapping, and only where it has data
+  // (slot_runs): a read fault on a hole of a tmpfs mapping allocates the
+  // page, so scanning through the map would give every region its full
+  // memory.
   const uint64_t slot = region.slot_size;
-  if (slot < sizeof(SlotHeader) || end > meta_.store_bytes) return 0;
+  if (slot < sizeof(SlotHeader) || region.offset + region.bytes() > meta_.store_bytes) return 0;
   constexpr uint64_t kChunkSlots = 256;
   std::vector<uint8_t> buffer(kChunkSlots * slot);
   uint64_t n = 0;
-  uint64_t pos = begin;  // always a slot boundary
-  while (pos < end) {
-    const off_t data = lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
-    if (data < 0 && errno == ENXIO) break;  // only holes from here on
-    uint64_t from = pos;
-    uint64_t to = end;
-    if (data >= 0) {
-      if (static_cast<uint64_t>(data) >= end) break;
-      const off_t hole = lseek(fd_, data, SEEK_HOLE);
-      if (hole >= 0) to = std::min<uint64_t>(end, static_cast<uint64_t>(hole));
-      // The first slot whose header may hold data; a slot's header can
-      // straddle the page boundary where the data starts.
-      from = std::max(pos, begin + (static_cast<uint64_t>(data) - begin) / slot * slot);
-    }
-    // Slots whose header starts before `to`.
-    const uint64_t last = begin + (to - begin + slot - 1) / slot * slot;
-    for (uint64_t at = from; at < last;) {
-      const uint64_t count = std::min(kChunkSlots, (last - at) / slot);
+  for (const SlotRun& run : slot_runs(fd_, region.offset, region.slot_size, region.slot_count)) {
+    for (uint64_t i = run.first; i < run.end;) {
+      const uint64_t count = std::min<uint64_t>(kChunkSlots, run.end - i);
       const size_t want = static_cast<size_t>(count * slot);
-      const ssize_t got = pread(fd_, buffer.data(), want, static_cast<off_t>(at));
+      const ssize_t got =
+          pread(fd_, buffer.data(), want, static_cast<off_t>(region.offset + i * slot));
       if (got != static_cast<ssize_t>(want)) return n;
-      for (uint64_t i = 0; i < count; ++i) {
+      for (uint64_t k = 0; k < count; ++k) {
         SlotHeader h;
-        std::memcpy(&h, buffer.data() + i * slot, sizeof h);
+        std::memcpy(&h, buffer.data() + k * slot, sizeof h);
         if (h.conn_id != 0 && h.seq % 2 == 0) ++n;
       }
-      at += count * slot;
+      i += count;
     }
-    pos = std::max(last, pos + slot);
   }
   return n;
 }

@@ -23,11 +23,16 @@
 // kLayoutVersion.
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace holdfast::ckpt {
 
@@ -98,6 +103,55 @@ static_assert(sizeof(SlotHeader) == 16);
 
 inline constexpr uint32_t slot_size_for(size_t payload) {
   return static_cast<uint32_t>((sizeof(SlotHeader) + payload + 7) / 8 * 8);
+}
+
+// The slots that can hold anything, of `count` slots of `size` bytes from
+// byte `begin` of the store file fd. A store on tmpfs (the default,
+// /dev/shm) keeps the pages no writer touched as holes, which read as
+// zeros: empty slots. Reading one through a mapping would make the kernel
+// allocate it, so a scan of a large, mostly empty set would both take long
+// (a page fault per 4 KiB) and fill the store's memory.
+// lseek(SEEK_DATA/SEEK_HOLE) names the stretches that are not holes (a page
+// that was swapped out counts as data). A slot can hold something only if
+// its header lies in one of them: every put writes the header, at the
+// slot's start, first. Where the file system does not keep holes
+// (hugetlbfs answers "all data"), or cannot tell, every slot is listed.
+struct SlotRun {
+  uint32_t first;
+  uint32_t end;  // runs of slots [first, end), in order, each slot at most once
+};
+inline std::vector<SlotRun> slot_runs(int fd, uint64_t begin, uint32_t size, uint32_t count) {
+  std::vector<SlotRun> out;
+  if (count == 0) return out;
+  if (fd < 0 || size < sizeof(SlotHeader)) {
+    out.push_back({0, count});
+    return out;
+  }
+  const uint64_t end = begin + uint64_t{count} * size;
+  // The first slot starting at or after byte `at` of the file.
+  auto slot_from = [&](uint64_t at) {
+    return static_cast<uint32_t>(std::min<uint64_t>(count, (at - begin + size - 1) / size));
+  };
+  uint64_t at = begin;
+  while (at < end) {
+    const off_t data = lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) {
+      // ENXIO: only holes from here to the end of the file; anything else:
+      // cannot tell, so list the rest.
+      if (errno != ENXIO) out.push_back({slot_from(at), count});
+      break;
+    }
+    if (static_cast<uint64_t>(data) >= end) break;
+    const off_t hole = lseek(fd, data, SEEK_HOLE);
+    const uint64_t stop = hole <= data ? end : std::min(end, static_cast<uint64_t>(hole));
+    const uint32_t first = slot_from(static_cast<uint64_t>(data));
+    // Slots whose header ends by `stop`.
+    const uint32_t last =
+        stop < begin + sizeof(SlotHeader) ? 0 : slot_from(stop - sizeof(SlotHeader) + 1);
+    if (first < last) out.push_back({first, last});
+    at = stop;
+  }
+  return out;
 }
 
 // Connection IDs carry a 24-bit epoch above a 40-bit counter.
