@@ -425,41 +425,42 @@ TEST(Metrics, CkptdSamples) {
   const std::string text = prometheus_text(nullptr, sample_ckpt());
   ASSERT_TRUE(WellFormed(text)) << text;
   expect_samples(
-      text, {
-                "holdfast_up 0",
-                "holdfast_ckptd_up 1",
-                "holdfast_ckptd_store_info{path=\"/dev/shm/holdfast.store\"} 1",
-                "holdfast_ckptd_store_bytes 1073741824",
-                "holdfast_ckptd_store_used_bytes 25296896",
-                "holdfast_ckptd_generation 41",
-                "holdfast_ckptd_epoch 8",
-                "holdfast_ckptd_writer_connected{app=\"holdfast\"} 1",
-                "holdfast_ckptd_writer_connected{app=\"lab\"} 0",
-                "holdfast_ckptd_set_number{app=\"holdfast\",set=\"committed\"} 4",
-                "holdfast_ckptd_set_epoch{app=\"holdfast\",set=\"committed\"} 7",
-                "holdfast_ckptd_set_connections{app=\"holdfast\",set=\"committed\"} 1234",
-                "holdfast_ckptd_set_connections{app=\"holdfast\",set=\"staging\"} 0",
-                "holdfast_ckptd_set_bytes{app=\"holdfast\",set=\"staging\"} 25165824",
-                "holdfast_ckptd_region_slots{app=\"holdfast\",set=\"committed\",worker=\"0\","
-                "module=\"base\"} 65536",
-                "holdfast_ckptd_region_used_slots{app=\"holdfast\",set=\"committed\",worker=\"0\","
-                "module=\"tcp\"} 600",
-                "holdfast_ckptd_region_used_slots{app=\"holdfast\",set=\"committed\",worker=\"0\","
-                "module=\"sip_calls\"} 1",
-                "holdfast_ckptd_clients{role=\"writer\"} 1",
-                "holdfast_ckptd_clients{role=\"monitor\"} 1",
-                "holdfast_ckptd_clients{role=\"reader\"} 0",
-                "holdfast_ckptd_clients{role=\"none\"} 1",
-                "holdfast_ckptd_recovery_from_set{app=\"holdfast\"} 4",
-                "holdfast_ckptd_recovery_workers_now{app=\"holdfast\"} 2",
-                "holdfast_ckptd_recovery_restored{app=\"holdfast\",protocol=\"tcp\"} 3",
-                "holdfast_ckptd_recovery_restored{app=\"holdfast\",protocol=\"other\"} 0",
-                "holdfast_ckptd_recovery_restored_l7{app=\"holdfast\",module=\"ftp\"} 1",
-                "holdfast_ckptd_recovery_discarded{app=\"holdfast\",reason=\"torn\"} 1",
-                "holdfast_ckptd_recovery_phase_seconds{app=\"holdfast\",phase=\"connections\"} 0.00325",
-                "holdfast_ckptd_recovery_duration_seconds{app=\"holdfast\"} 0.01075",
-                "holdfast_ckptd_recovery_first_packet_seconds{app=\"holdfast\"} 0.4345",
-            });
+      text,
+      {
+          "holdfast_up 0",
+          "holdfast_ckptd_up 1",
+          "holdfast_ckptd_store_info{path=\"/dev/shm/holdfast.store\"} 1",
+          "holdfast_ckptd_store_bytes 1073741824",
+          "holdfast_ckptd_store_used_bytes 25296896",
+          "holdfast_ckptd_generation 41",
+          "holdfast_ckptd_epoch 8",
+          "holdfast_ckptd_writer_connected{app=\"holdfast\"} 1",
+          "holdfast_ckptd_writer_connected{app=\"lab\"} 0",
+          "holdfast_ckptd_set_number{app=\"holdfast\",set=\"committed\"} 4",
+          "holdfast_ckptd_set_epoch{app=\"holdfast\",set=\"committed\"} 7",
+          "holdfast_ckptd_set_connections{app=\"holdfast\",set=\"committed\"} 1234",
+          "holdfast_ckptd_set_connections{app=\"holdfast\",set=\"staging\"} 0",
+          "holdfast_ckptd_set_bytes{app=\"holdfast\",set=\"staging\"} 25165824",
+          "holdfast_ckptd_region_slots{app=\"holdfast\",set=\"committed\",worker=\"0\","
+          "module=\"base\"} 65536",
+          "holdfast_ckptd_region_used_slots{app=\"holdfast\",set=\"committed\",worker=\"0\","
+          "module=\"tcp\"} 600",
+          "holdfast_ckptd_region_used_slots{app=\"holdfast\",set=\"committed\",worker=\"0\","
+          "module=\"sip_calls\"} 1",
+          "holdfast_ckptd_clients{role=\"writer\"} 1",
+          "holdfast_ckptd_clients{role=\"monitor\"} 1",
+          "holdfast_ckptd_clients{role=\"reader\"} 0",
+          "holdfast_ckptd_clients{role=\"none\"} 1",
+          "holdfast_ckptd_recovery_from_set{app=\"holdfast\"} 4",
+          "holdfast_ckptd_recovery_workers_now{app=\"holdfast\"} 2",
+          "holdfast_ckptd_recovery_restored{app=\"holdfast\",protocol=\"tcp\"} 3",
+          "holdfast_ckptd_recovery_restored{app=\"holdfast\",protocol=\"other\"} 0",
+          "holdfast_ckptd_recovery_restored_l7{app=\"holdfast\",module=\"ftp\"} 1",
+          "holdfast_ckptd_recovery_discarded{app=\"holdfast\",reason=\"torn\"} 1",
+          "holdfast_ckptd_recovery_phase_seconds{app=\"holdfast\",phase=\"connections\"} 0.00325",
+          "holdfast_ckptd_recovery_duration_seconds{app=\"holdfast\"} 0.01075",
+          "holdfast_ckptd_recovery_first_packet_seconds{app=\"holdfast\"} 0.4345",
+      });
   // An application without sets or report has only its writer gauge.
   EXPECT_EQ(count_prefix(text, "holdfast_ckptd_set_bytes{app=\"lab\""), 0u);
   // restored_total is the sum of restored: not a series of its own.
