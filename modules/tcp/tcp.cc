@@ -117,20 +117,106 @@ uint8_t window_shift(const TcpSlice& s, int d) {
   return both ? s.scale[d] : 0;
 }
 
+// A segment as the window check reads it: seq and end (RFC 9293's
+// SEG.SEQ and SEG.SEQ + SEG.LEN, SYN and FIN counted), the acknowledgement
+// to judge (the highest SACK right edge counts, see the file comment), and
+// the window scaled as its sender applies it.
+struct Segment {
+  uint32_t seq;
+  uint32_t end;
+  uint32_t ack;
+  uint32_t sack;
+  uint32_t win;
+};
+
+// I-IV of the file comment, for a segment from end d.
+[[gnu::always_inline]] inline bool window_ok(const TcpSlice& s, int d, const Segment& g) {
+  const int r = 1 - d;
+  const TcpSender& sender = s.sender[d];
+  const TcpSender& receiver = s.sender[r];
+  const uint32_t max_ack_window = sender.maxwin > 66000 ? sender.maxwin : 66000;
+  // What the receiver can have sent: its end, or up to the edge it was
+  // offered while a fragmented segment of unknown length is in flight.
+  const uint32_t receiver_sent =
+      (s.flags[r] & TcpSlice::kUnknownEnd) ? receiver.maxend : receiver.end;
+  return !after(g.seq, sender.maxend) &&                  // II
+         !before(g.end, sender.end - receiver.maxwin) &&  // I
+         !after(g.sack, receiver_sent) &&                 // III
+         !before(g.sack, receiver.end - max_ack_window);  // IV
+}
+
+// Advances the slice by a segment from end d that passed the check; has_ack
+// tells whether it carries an acknowledgement. Returns whether any byte of
+// the slice changed.
+[[gnu::always_inline]] inline bool advance(TcpSlice& s, const ParsedPacket& p, int d,
+                                           const Segment& g, bool has_ack) {
+  const int r = 1 - d;
+  TcpSender& sender = s.sender[d];
+  TcpSender& receiver = s.sender[r];
+  // Every write below either is guarded by a strict comparison with the
+  // value it replaces, and so changes it (changes), or is to the flags or
+  // maxend, compared at the end.
+  const uint8_t flags_before[2] = {s.flags[0], s.flags[1]};
+  const uint32_t maxend_before = receiver.maxend;
+  bool changes = false;
+  if (sender.maxwin < g.win) {
+    sender.maxwin = g.win;
+    changes = true;
+  }
+  // Only a first fragment reaches the tracker (later ones follow its
+  // verdict). New data shows where an earlier fragmented segment ended;
+  // a retransmission does not.
+  if (p.fragment) {
+    s.flags[d] |= TcpSlice::kUnknownEnd;
+  } else if (!before(g.seq, sender.end)) {
+    s.flags[d] &= static_cast<uint8_t>(~TcpSlice::kUnknownEnd);
+  }
+  if ((s.flags[r] & TcpSlice::kUnknownEnd) && after(g.sack, receiver.end)) {
+    receiver.end = g.sack;  // acknowledged, so sent
+    changes = true;
+  }
+  if (after(g.end, sender.end)) {
+    sender.end = g.end;
+    s.flags[d] |= TcpSlice::kDataUnacked;
+    changes = true;
+  }
+  if (has_ack) {
+    if (!(s.flags[d] & TcpSlice::kMaxAckSet)) {
+      sender.maxack = g.ack;  // the flag below changes
+      s.flags[d] |= TcpSlice::kMaxAckSet;
+    } else if (after(g.ack, sender.maxack)) {
+      sender.maxack = g.ack;
+      changes = true;
+    }
+  }
+  // What this segment offers the receiver. Nothing until the receiver has
+  // been seen: its first segment sets its window from scratch, and writing
+  // here before would make a retransmitted SYN change the slice.
+  if (receiver.maxwin != 0 && after(g.end, sender.maxend)) {
+    receiver.maxwin += g.end - sender.maxend;
+    changes = true;
+  }
+  if (receiver.maxwin != 0 && after(g.sack + g.win, receiver.maxend - 1)) {
+    receiver.maxend = g.sack + g.win;
+    if (g.win == 0) ++receiver.maxend;  // leave room for a zero-window probe
+  }
+  if (g.ack == receiver.end) s.flags[r] &= static_cast<uint8_t>(~TcpSlice::kDataUnacked);
+  return changes || receiver.maxend != maxend_before || s.flags[0] != flags_before[0] ||
+         s.flags[1] != flags_before[1];
+}
+
 // The window check of the file comment. With update false nothing is
-// written; with update true the slice advances only when the check passes,
-// and *moved (when given) tells whether the advance changed any byte of
-// the slice, for an end already seen and a segment without SYN (the only
-// case the fast path of TcpModule::track asks about).
-bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update, bool* moved = nullptr) {
+// written; with update true the slice advances only when the check passes.
+bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update) {
   const int d = static_cast<int>(dir);
   const int r = 1 - d;
   TcpSender& sender = s.sender[d];
   TcpSender& receiver = s.sender[r];
   const uint8_t flags = p.tcp.flags;
-  uint32_t seq = p.tcp.seq;
-  uint32_t end = segment_end(p);
-  uint32_t win = p.tcp.window;
+  Segment g;
+  g.seq = p.tcp.seq;
+  g.end = segment_end(p);
+  g.win = p.tcp.window;
   const bool liberal = (s.flags[d] | s.flags[r]) & TcpSlice::kLiberal;
 
   if (sender.maxwin == 0) {
@@ -150,10 +236,10 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update, bool* m
       if (!(flags & tcpflag::kAck)) return true;
     } else {
       // Picked up mid-stream (loose pickup): learn what the segment shows.
-      sender.end = end;
-      uint32_t swin = win << window_shift(s, d);
+      sender.end = g.end;
+      uint32_t swin = g.win << window_shift(s, d);
       sender.maxwin = swin == 0 ? 1 : swin;
-      sender.maxend = end + sender.maxwin;
+      sender.maxend = g.end + sender.maxwin;
       if (receiver.maxwin == 0) {
         receiver.end = receiver.maxend = p.tcp.ack;
       } else if (p.tcp.ack == receiver.end + 1) {
@@ -166,7 +252,7 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update, bool* m
     // the responder sends before the third ACK (TCP Fast Open) is no restart.
     const bool restarted = ((s.state == TcpState::syn_sent && dir == Dir::original) ||
                             (s.state == TcpState::syn_recv && dir == Dir::reply)) &&
-                           after(end, sender.end);
+                           after(g.end, sender.end);
     // In SYN_SENT2 the responder's ISN came from a bare SYN, which needs no
     // sequence number to forge; a SYN/ACK acknowledging exactly the opener's
     // SYN (checked in track()) is the better witness and replaces it.
@@ -175,81 +261,38 @@ bool in_window(TcpSlice& s, const ParsedPacket& p, Dir dir, bool update, bool* m
     if (restarted || answers_syn) init_sender_from_syn(s, d, p);
   }
 
-  uint32_t ack = p.tcp.ack;
+  g.ack = p.tcp.ack;
   if (!(flags & tcpflag::kAck)) {
-    ack = receiver.end;  // no ACK: nothing to check
-  } else if ((flags & tcpflag::kRst) && ack == 0) {
-    ack = receiver.end;  // stacks that set ACK on RST with a zero ack
+    g.ack = receiver.end;  // no ACK: nothing to check
+  } else if ((flags & tcpflag::kRst) && g.ack == 0) {
+    g.ack = receiver.end;  // stacks that set ACK on RST with a zero ack
   }
-  uint32_t sack = ack;
-  if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, sack)) sack = p.tcp.sack_right;
+  g.sack = g.ack;
+  if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, g.sack)) g.sack = p.tcp.sack_right;
 
-  if (!(flags & tcpflag::kSyn)) win <<= window_shift(s, d);
+  if (!(flags & tcpflag::kSyn)) g.win <<= window_shift(s, d);
 
-  const uint32_t max_ack_window = sender.maxwin > 66000 ? sender.maxwin : 66000;
-  // What the receiver can have sent: its end, or up to the edge it was
-  // offered while a fragmented segment of unknown length is in flight.
-  const uint32_t receiver_sent =
-      (s.flags[r] & TcpSlice::kUnknownEnd) ? receiver.maxend : receiver.end;
-  const bool ok = !after(seq, sender.maxend) &&                  // II
-                  !before(end, sender.end - receiver.maxwin) &&  // I
-                  !after(sack, receiver_sent) &&                 // III
-                  !before(sack, receiver.end - max_ack_window);  // IV
-  if (!ok && !liberal) return false;
-  if (!update) return true;
+  if (!window_ok(s, d, g) && !liberal) return false;
+  if (update) advance(s, p, d, g, flags & tcpflag::kAck);
+  return true;
+}
 
-  // Every write below either is guarded by a strict comparison with the
-  // value it replaces, and so changes it (changes), or is to the flags or
-  // maxend, compared at the end.
-  const uint8_t flags_before[2] = {s.flags[0], s.flags[1]};
-  const uint32_t maxend_before = receiver.maxend;
-  bool changes = false;
-  if (sender.maxwin < win) {
-    sender.maxwin = win;
-    changes = true;
-  }
-  // Only a first fragment reaches the tracker (later ones follow its
-  // verdict). New data shows where an earlier fragmented segment ended;
-  // a retransmission does not.
-  if (p.fragment) {
-    s.flags[d] |= TcpSlice::kUnknownEnd;
-  } else if (!before(seq, sender.end)) {
-    s.flags[d] &= static_cast<uint8_t>(~TcpSlice::kUnknownEnd);
-  }
-  if ((s.flags[r] & TcpSlice::kUnknownEnd) && after(sack, receiver.end)) {
-    receiver.end = sack;  // acknowledged, so sent
-    changes = true;
-  }
-  if (after(end, sender.end)) {
-    sender.end = end;
-    s.flags[d] |= TcpSlice::kDataUnacked;
-    changes = true;
-  }
-  if (flags & tcpflag::kAck) {
-    if (!(s.flags[d] & TcpSlice::kMaxAckSet)) {
-      sender.maxack = ack;  // the flag below changes
-      s.flags[d] |= TcpSlice::kMaxAckSet;
-    } else if (after(ack, sender.maxack)) {
-      sender.maxack = ack;
-      changes = true;
-    }
-  }
-  // What this segment offers the receiver. Nothing until the receiver has
-  // been seen: its first segment sets its window from scratch, and writing
-  // here before would make a retransmitted SYN change the slice.
-  if (receiver.maxwin != 0 && after(end, sender.maxend)) {
-    receiver.maxwin += end - sender.maxend;
-    changes = true;
-  }
-  if (receiver.maxwin != 0 && after(sack + win, receiver.maxend - 1)) {
-    receiver.maxend = sack + win;
-    if (win == 0) ++receiver.maxend;  // leave room for a zero-window probe
-  }
-  if (ack == receiver.end) s.flags[r] &= static_cast<uint8_t>(~TcpSlice::kDataUnacked);
-  if (moved != nullptr) {
-    *moved = changes || receiver.maxend != maxend_before || s.flags[0] != flags_before[0] ||
-             s.flags[1] != flags_before[1];
-  }
+// in_window for the fast path of TcpModule::track: a segment with ACK set
+// and neither SYN, FIN nor RST, from an end already seen (maxwin != 0).
+// Of in_window's branches only the check and the advance remain. *moved
+// tells whether the advance changed any byte of the slice.
+[[gnu::always_inline]] inline bool ack_in_window(TcpSlice& s, const ParsedPacket& p, int d,
+                                                 bool* moved) {
+  Segment g;
+  g.seq = p.tcp.seq;
+  g.end = g.seq + p.tcp.payload_len;
+  g.ack = p.tcp.ack;
+  g.sack = g.ack;
+  if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, g.sack)) g.sack = p.tcp.sack_right;
+  g.win = static_cast<uint32_t>(p.tcp.window) << window_shift(s, d);
+  const bool liberal = (s.flags[0] | s.flags[1]) & TcpSlice::kLiberal;
+  if (!window_ok(s, d, g) && !liberal) return false;
+  *moved = advance(s, p, d, g, true);
   return true;
 }
 
@@ -301,13 +344,13 @@ Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
   // directions, and the window check writes nothing unless it passes (no
   // SYN to re-initialise from, no first segment to learn from), so neither
   // the state machine nor a copy of the slice to restore or compare is
-  // needed: in_window tells what it changed. track_general decides the
+  // needed: ack_in_window tells what it changed. track_general decides the
   // same (tests/unit/modules/tcp/tcp_test.cc compares the two).
   const int d = static_cast<int>(dir);
   if (s.state == TcpState::established && classify(p.tcp.flags) == kSegAck &&
       s.sender[d].maxwin != 0) [[likely]] {
     bool moved = false;
-    if (!in_window(s, p, dir, true, &moved)) return Outcome::drop(Reason::tcp_out_of_window);
+    if (!ack_in_window(s, p, d, &moved)) return Outcome::drop(Reason::tcp_out_of_window);
     return Outcome::pass(moved);
   }
   return track_general(s, p, dir, settings);
