@@ -51,8 +51,11 @@ struct alignas(64) Connection {
 
   bool in_use() const { return id != 0; }
   Side origin_side() const { return (flags & kOriginInside) ? Side::inside : Side::outside; }
+  // Arithmetic, not a comparison: the direction is as good as random per
+  // packet, and a branch on it would be mispredicted about every other one.
   Dir dir_of(bool src_is_lo) const {
-    return src_is_lo == ((flags & kOriginIsLo) != 0) ? Dir::original : Dir::reply;
+    static_assert(kOriginIsLo == 1 && static_cast<uint8_t>(Dir::reply) == 1);
+    return static_cast<Dir>(static_cast<uint8_t>(src_is_lo) ^ (flags & kOriginIsLo));
   }
   // The source address and port of packets travelling in direction d.
   const IpAddr& addr(Dir d) const {
@@ -78,8 +81,11 @@ static_assert(offsetof(Connection, key) == 64, "identity starts on the second ca
 static_assert(std::is_trivially_copyable_v<Connection>);
 
 // The port a packet of connection c travelling in direction dir arrives on.
+// (Side and Dir are 0 and 1: the origin's side, flipped for replies, without
+// a branch on the direction.)
 inline Side expected_side(const Connection& c, Dir dir) {
-  return dir == Dir::original ? c.origin_side() : other_side(c.origin_side());
+  static_assert(static_cast<uint8_t>(Side::outside) == 1 && static_cast<uint8_t>(Dir::reply) == 1);
+  return static_cast<Side>(static_cast<uint8_t>(c.origin_side()) ^ static_cast<uint8_t>(dir));
 }
 
 // Wrap-safe idle check on the 32-bit millisecond clock. A clock that went
