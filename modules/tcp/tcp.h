@@ -130,6 +130,160 @@ static_assert(L4Module<TcpModule>);
 
 const char* tcp_state_name(TcpState state);
 
+// Pieces of the window check that TcpModule::track's fast path needs
+// inline; tcp.cc holds the rest of the tracker.
+namespace tcp_detail {
+
+// Serial number arithmetic on 32-bit sequence space (RFC 1982).
+inline bool before(uint32_t a, uint32_t b) {
+  return static_cast<int32_t>(a - b) < 0;
+}
+inline bool after(uint32_t a, uint32_t b) {
+  return before(b, a);
+}
+
+// The shift end d applies to its windows: what it offered in its SYN, but
+// only once both ends have offered scaling (RFC 7323 1.3). Deciding it here
+// rather than zeroing scale[] at the handshake keeps each end's offer, so a
+// SYN/ACK that re-initialises an end (see in_window) negotiates afresh.
+inline uint8_t window_shift(const TcpSlice& s, int d) {
+  const bool both = (s.flags[0] & TcpSlice::kWindowScale) && (s.flags[1] & TcpSlice::kWindowScale);
+  return both ? s.scale[d] : 0;
+}
+
+// A segment as the window check reads it: seq and end (RFC 9293's
+// SEG.SEQ and SEG.SEQ + SEG.LEN, SYN and FIN counted), the acknowledgement
+// to judge (the highest SACK right edge counts, see the file comment), and
+// the window scaled as its sender applies it.
+struct Segment {
+  uint32_t seq;
+  uint32_t end;
+  uint32_t ack;
+  uint32_t sack;
+  uint32_t win;
+};
+
+// I-IV of the file comment, for a segment from end d.
+[[gnu::always_inline]] inline bool window_ok(const TcpSlice& s, int d, const Segment& g) {
+  const int r = 1 - d;
+  const TcpSender& sender = s.sender[d];
+  const TcpSender& receiver = s.sender[r];
+  const uint32_t max_ack_window = sender.maxwin > 66000 ? sender.maxwin : 66000;
+  // What the receiver can have sent: its end, or up to the edge it was
+  // offered while a fragmented segment of unknown length is in flight.
+  const uint32_t receiver_sent =
+      (s.flags[r] & TcpSlice::kUnknownEnd) ? receiver.maxend : receiver.end;
+  return !after(g.seq, sender.maxend) &&                  // II
+         !before(g.end, sender.end - receiver.maxwin) &&  // I
+         !after(g.sack, receiver_sent) &&                 // III
+         !before(g.sack, receiver.end - max_ack_window);  // IV
+}
+
+// Advances the slice by a segment from end d that passed the check; has_ack
+// tells whether it carries an acknowledgement. Returns whether any byte of
+// the slice changed.
+[[gnu::always_inline]] inline bool advance(TcpSlice& s, const ParsedPacket& p, int d,
+                                           const Segment& g, bool has_ack) {
+  const int r = 1 - d;
+  TcpSender& sender = s.sender[d];
+  TcpSender& receiver = s.sender[r];
+  // Every write below either is guarded by a strict comparison with the
+  // value it replaces, and so changes it (changes), or is to the flags or
+  // maxend, compared at the end.
+  const uint8_t flags_before[2] = {s.flags[0], s.flags[1]};
+  const uint32_t maxend_before = receiver.maxend;
+  bool changes = false;
+  if (sender.maxwin < g.win) {
+    sender.maxwin = g.win;
+    changes = true;
+  }
+  // Only a first fragment reaches the tracker (later ones follow its
+  // verdict). New data shows where an earlier fragmented segment ended;
+  // a retransmission does not.
+  if (p.fragment) {
+    s.flags[d] |= TcpSlice::kUnknownEnd;
+  } else if (!before(g.seq, sender.end)) {
+    s.flags[d] &= static_cast<uint8_t>(~TcpSlice::kUnknownEnd);
+  }
+  if ((s.flags[r] & TcpSlice::kUnknownEnd) && after(g.sack, receiver.end)) {
+    receiver.end = g.sack;  // acknowledged, so sent
+    changes = true;
+  }
+  if (after(g.end, sender.end)) {
+    sender.end = g.end;
+    s.flags[d] |= TcpSlice::kDataUnacked;
+    changes = true;
+  }
+  if (has_ack) {
+    if (!(s.flags[d] & TcpSlice::kMaxAckSet)) {
+      sender.maxack = g.ack;  // the flag below changes
+      s.flags[d] |= TcpSlice::kMaxAckSet;
+    } else if (after(g.ack, sender.maxack)) {
+      sender.maxack = g.ack;
+      changes = true;
+    }
+  }
+  // What this segment offers the receiver. Nothing until the receiver has
+  // been seen: its first segment sets its window from scratch, and writing
+  // here before would make a retransmitted SYN change the slice.
+  if (receiver.maxwin != 0 && after(g.end, sender.maxend)) {
+    receiver.maxwin += g.end - sender.maxend;
+    changes = true;
+  }
+  if (receiver.maxwin != 0 && after(g.sack + g.win, receiver.maxend - 1)) {
+    receiver.maxend = g.sack + g.win;
+    if (g.win == 0) ++receiver.maxend;  // leave room for a zero-window probe
+  }
+  if (g.ack == receiver.end) s.flags[r] &= static_cast<uint8_t>(~TcpSlice::kDataUnacked);
+  return changes || receiver.maxend != maxend_before || s.flags[0] != flags_before[0] ||
+         s.flags[1] != flags_before[1];
+}
+
+// in_window for the fast path of TcpModule::track: a segment with ACK set
+// and neither SYN, FIN nor RST, from an end already seen (maxwin != 0).
+// Of in_window's branches only the check and the advance remain. *moved
+// tells whether the advance changed any byte of the slice.
+[[gnu::always_inline]] inline bool ack_in_window(TcpSlice& s, const ParsedPacket& p, int d,
+                                                 bool* moved) {
+  Segment g;
+  g.seq = p.tcp.seq;
+  g.end = g.seq + p.tcp.payload_len;
+  g.ack = p.tcp.ack;
+  g.sack = g.ack;
+  if (p.tcp.sack_blocks != 0 && after(p.tcp.sack_right, g.sack)) g.sack = p.tcp.sack_right;
+  g.win = static_cast<uint32_t>(p.tcp.window) << window_shift(s, d);
+  const bool liberal = (s.flags[0] | s.flags[1]) & TcpSlice::kLiberal;
+  if (!window_ok(s, d, g) && !liberal) return false;
+  *moved = advance(s, p, d, g, true);
+  return true;
+}
+
+}  // namespace tcp_detail
+
+inline Outcome TcpModule::track(Slice& s, const ParsedPacket& p, Dir dir,
+                                const TrackerSettings& settings) {
+  // Fast path, nearly every segment of a connection's life: an ACK (PSH,
+  // URG, ECE, CWR aside) on an established connection from an end already
+  // seen. The transition table maps it back to ESTABLISHED in both
+  // directions, and the window check writes nothing unless it passes (no
+  // SYN to re-initialise from, no first segment to learn from), so neither
+  // the state machine nor a copy of the slice to restore or compare is
+  // needed: ack_in_window tells what it changed. track_general decides the
+  // same (tests/unit/modules/tcp/tcp_test.cc compares the two). Inline, so
+  // that the caller's dispatch on the module lands here without a call.
+  const int d = static_cast<int>(dir);
+  constexpr uint8_t kNotAck = tcpflag::kSyn | tcpflag::kFin | tcpflag::kRst;
+  if (s.state == TcpState::established &&
+      (p.tcp.flags & (kNotAck | tcpflag::kAck)) == tcpflag::kAck && s.sender[d].maxwin != 0)
+      [[likely]] {
+    bool moved = false;
+    if (!tcp_detail::ack_in_window(s, p, d, &moved))
+      return Outcome::drop(Reason::tcp_out_of_window);
+    return Outcome::pass(moved);
+  }
+  return track_general(s, p, dir, settings);
+}
+
 inline uint32_t TcpModule::timeout_ms(const Slice& s, const TrackerSettings& settings) {
   const TcpTimeouts& t = settings.tcp;
   uint32_t timeout = t.close;
