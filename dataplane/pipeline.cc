@@ -500,15 +500,19 @@ Verdict Pipeline::track(const ParsedPacket& p, uint32_t index, bool src_is_lo) {
   // The opener's packets arrive on the port it opened from, replies on the
   // other: an inside address arriving from outside is a forgery.
   if (p.side != expected_side(c, dir)) return {c.id, Reason::side_mismatch};
+  const bool ckpt = checkpointed(index);
   const Outcome outcome = visit_l4(c.l4, [&]<typename M>(M) {
-    return M::track(c.slice<typename M::Slice>(), p, dir, settings_.tracker);
+    auto& slice = c.slice<typename M::Slice>();
+    const Outcome o = M::track(slice, p, dir, settings_.tracker);
+    // The module is known here: no second dispatch on it to put the slice.
+    if (o.changed && ckpt) ckpt_->put_slice(M::kId, index, c.id, slice);
+    return o;
   });
   switch (outcome.action) {
     case Outcome::Action::pass:
       c.last_seen_ms = now_ms_;
       ++c.packets[static_cast<size_t>(dir)];
-      if (checkpointed(index)) {
-        if (outcome.changed) put_l4(c, index);
+      if (ckpt) {
         // last_seen reaches the store once a second, not on every packet:
         // recovery then expires a connection at most a second early.
         const auto second = static_cast<uint16_t>(now_s_);
