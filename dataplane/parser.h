@@ -8,6 +8,12 @@
 // bytes actually present before it is read. The first problem found ends the
 // parse with a named reason (FrameKind::malformed); nothing is read past the
 // frame. The parser never writes to the frame and never allocates.
+//
+// parse_frame first tries a straight-line fast path for the commonest frame
+// (untagged IPv4 without options or fragmentation carrying TCP with no
+// options or only timestamps; see parser.cc). It gives up on anything else
+// and on any failed check, and the general parser then runs from the start,
+// so drop reasons come only from the general parser.
 #pragma once
 
 #include <cstdint>
@@ -36,5 +42,9 @@ struct OffloadHints {
 // fills out.kind; on FrameKind::malformed, out.error names the problem.
 void parse_frame(const uint8_t* frame, uint32_t len, Side side, uint8_t zone,
                  const ParseOptions& options, ParsedPacket& out, OffloadHints hints = {});
+
+// The general parser without the fast path; tests compare the two.
+void parse_frame_general(const uint8_t* frame, uint32_t len, Side side, uint8_t zone,
+                         const ParseOptions& options, ParsedPacket& out, OffloadHints hints = {});
 
 }  // namespace holdfast

@@ -6,9 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
+#include <random>
+#include <sstream>
+#include <string>
 
 #include "tests/support/packet_builder.h"
 
@@ -1411,6 +1416,315 @@ TEST(ParserRobustness, EveryTruncationOfATcpSynWithOptionsIsMalformed) {
     const Bytes cut(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(len));
     EXPECT_EQ(parse(cut).kind, FrameKind::malformed) << "length " << len;
   }
+}
+
+// ---------------------------------------------------------------------------
+// Fast path: parse_frame must leave exactly what parse_frame_general leaves,
+// for the frames the fast path takes and for every frame it gives up on.
+
+// The fields that differ between two parses, by name ("" when none do).
+std::string field_diff(const ParsedPacket& a, const ParsedPacket& b) {
+  std::ostringstream os;
+  auto field = [&](const char* name, auto x, auto y) {
+    if (x != y) os << " " << name << ": " << +x << " vs " << +y << ";";
+  };
+  auto addr = [&](const char* name, const IpAddr& x, const IpAddr& y) {
+    if (x != y) os << " " << name << ": " << x.to_string() << " vs " << y.to_string() << ";";
+  };
+  field("frame", reinterpret_cast<uintptr_t>(a.frame), reinterpret_cast<uintptr_t>(b.frame));
+  field("frame_len", a.frame_len, b.frame_len);
+  field("side", static_cast<int>(a.side), static_cast<int>(b.side));
+  field("zone", a.zone, b.zone);
+  field("kind", static_cast<int>(a.kind), static_cast<int>(b.kind));
+  if (a.error != b.error) {
+    os << " error: " << reason_name(a.error) << " vs " << reason_name(b.error) << ";";
+  }
+  field("vlan_count", a.vlan_count, b.vlan_count);
+  field("vlan[0]", a.vlan[0], b.vlan[0]);
+  field("vlan[1]", a.vlan[1], b.vlan[1]);
+  field("ether_type", a.ether_type, b.ether_type);
+  field("ip_version", a.ip_version, b.ip_version);
+  field("proto", a.proto, b.proto);
+  field("hop_limit", a.hop_limit, b.hop_limit);
+  field("l3_offset", a.l3_offset, b.l3_offset);
+  field("l4_offset", a.l4_offset, b.l4_offset);
+  field("l4_len", a.l4_len, b.l4_len);
+  addr("src", a.src, b.src);
+  addr("dst", a.dst, b.dst);
+  field("sport", a.sport, b.sport);
+  field("dport", a.dport, b.dport);
+  field("fragment", a.fragment, b.fragment);
+  field("first_fragment", a.first_fragment, b.first_fragment);
+  field("frag_offset", a.frag_offset, b.frag_offset);
+  field("frag_id", a.frag_id, b.frag_id);
+  field("tcp.seq", a.tcp.seq, b.tcp.seq);
+  field("tcp.ack", a.tcp.ack, b.tcp.ack);
+  field("tcp.window", a.tcp.window, b.tcp.window);
+  field("tcp.flags", a.tcp.flags, b.tcp.flags);
+  field("tcp.header_len", a.tcp.header_len, b.tcp.header_len);
+  field("tcp.payload_len", a.tcp.payload_len, b.tcp.payload_len);
+  field("tcp.mss", a.tcp.mss, b.tcp.mss);
+  field("tcp.wscale", a.tcp.wscale, b.tcp.wscale);
+  field("tcp.sack_permitted", a.tcp.sack_permitted, b.tcp.sack_permitted);
+  field("tcp.sack_blocks", a.tcp.sack_blocks, b.tcp.sack_blocks);
+  field("tcp.sack_right", a.tcp.sack_right, b.tcp.sack_right);
+  field("tcp.has_timestamp", a.tcp.has_timestamp, b.tcp.has_timestamp);
+  field("tcp.ts_val", a.tcp.ts_val, b.tcp.ts_val);
+  field("tcp.ts_ecr", a.tcp.ts_ecr, b.tcp.ts_ecr);
+  field("icmp.type", a.icmp.type, b.icmp.type);
+  field("icmp.code", a.icmp.code, b.icmp.code);
+  field("icmp.id", a.icmp.id, b.icmp.id);
+  field("icmp.kind", static_cast<int>(a.icmp.kind), static_cast<int>(b.icmp.kind));
+  addr("icmp.inner.src", a.icmp.inner.src, b.icmp.inner.src);
+  addr("icmp.inner.dst", a.icmp.inner.dst, b.icmp.inner.dst);
+  field("icmp.inner.proto", a.icmp.inner.proto, b.icmp.inner.proto);
+  field("icmp.inner.sport", a.icmp.inner.sport, b.icmp.inner.sport);
+  field("icmp.inner.dport", a.icmp.inner.dport, b.icmp.inner.dport);
+  field("icmp.inner.tcp_seq", a.icmp.inner.tcp_seq, b.icmp.inner.tcp_seq);
+  field("icmp.inner.icmp_type", a.icmp.inner.icmp_type, b.icmp.inner.icmp_type);
+  return os.str();
+}
+
+// What the fast path is meant to take, restated from its contract: untagged
+// IPv4, IHL 5, not a fragment, TCP with a 20-byte header or a 32-byte one
+// opening NOP, NOP, timestamps. (It also needs the rest to parse.)
+bool fast_path_shape(const Bytes& f) {
+  if (f.size() < 54 || f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45 || f[23] != kProtoTcp) {
+    return false;
+  }
+  if ((((f[20] << 8) | f[21]) & 0x3fff) != 0) return false;  // MF, offset
+  const unsigned words = f[46] >> 4;
+  if (words == 5) return true;
+  return words == 8 && f.size() >= 58 && f[54] == 1 && f[55] == 1 && f[56] == 8 && f[57] == 10;
+}
+
+struct RandomFrame {
+  Bytes bytes;
+  bool mutated = false;
+};
+
+// Mostly the common frame, with every way out of the fast path mixed in,
+// then one mutation in three.
+RandomFrame random_tcp_frame(std::mt19937& rng) {
+  auto below = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  auto chance = [&](uint32_t percent) { return below(100) < percent; };
+  auto address = [&] {
+    return std::to_string(below(256)) + "." + std::to_string(below(256)) + "." +
+           std::to_string(below(256)) + "." + std::to_string(below(256));
+  };
+
+  Ipv4Spec ip;
+  ip.src = address();
+  ip.dst = address();
+  ip.ttl = static_cast<uint8_t>(below(256));
+  ip.tos = static_cast<uint8_t>(below(256));
+  ip.id = static_cast<uint16_t>(below(65536));
+  ip.dont_fragment = chance(50);
+  if (chance(5)) {
+    ip.more_fragments = chance(50);
+    ip.frag_offset = static_cast<uint16_t>(8 * below(chance(50) ? 4 : 8192));
+  }
+  if (chance(5)) {
+    ip.options =
+        chance(50)
+            ? ipv4opt::router_alert()
+            : concat({ipv4opt::nop(), ipv4opt::record_route(static_cast<uint8_t>(1 + below(8)))});
+  }
+
+  TcpSpec t;
+  t.sport = static_cast<uint16_t>(below(65536));
+  t.dport = static_cast<uint16_t>(below(65536));
+  t.seq = static_cast<uint32_t>(rng());
+  t.ack = static_cast<uint32_t>(rng());
+  t.window = static_cast<uint16_t>(below(65536));
+  static constexpr uint8_t kValid[] = {kSyn,        kSyn | kUrg, kSyn | kAck,        kRst,
+                                       kRst | kAck, kFin | kAck, kFin | kAck | kUrg, kAck,
+                                       kAck | kUrg};
+  if (chance(85)) {
+    t.flags = kValid[below(sizeof kValid)];
+    for (uint8_t ignored : {kPsh, kEce, kCwr}) {
+      if (chance(25)) t.flags |= ignored;
+    }
+    if (chance(20)) t.flags = kAck;
+  } else {
+    t.flags = static_cast<uint8_t>(below(256));
+  }
+  const uint32_t layout = below(100);
+  const Bytes timestamp =
+      tcpopt::timestamp(static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng()));
+  if (layout < 35) {
+    t.options = {};
+  } else if (layout < 70) {
+    t.options = concat({tcpopt::nop(), tcpopt::nop(), timestamp});
+  } else if (layout < 75) {
+    t.options = concat({timestamp, tcpopt::nop(), tcpopt::nop()});  // same length, other order
+  } else if (layout < 80) {
+    t.options =
+        concat({tcpopt::nop(), tcpopt::nop(), timestamp, tcpopt::nop(), tcpopt::nop(),
+                tcpopt::sack({{static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng())}})});
+  } else if (layout < 90) {
+    t.options = concat({tcpopt::mss(static_cast<uint16_t>(below(65536))), tcpopt::nop(),
+                        tcpopt::wscale(static_cast<uint8_t>(below(16))), tcpopt::sack_permitted()});
+  } else {
+    t.options =
+        concat({tcpopt::nop(), tcpopt::nop(),
+                tcpopt::sack({{static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng())},
+                              {static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng())}})});
+  }
+  const uint32_t size = chance(40) ? 0 : chance(50) ? 1 + below(64) : 1 + below(1460);
+  t.payload.resize(size);
+  for (uint8_t& b : t.payload) b = static_cast<uint8_t>(rng());
+  if (chance(3)) t.data_offset_words = static_cast<uint8_t>(below(16));
+
+  RandomFrame out;
+  const uint32_t mutation = chance(67) ? 0 : 1 + below(6);
+  if (mutation == 1) ip.bad_checksum = true;
+  if (mutation == 2) t.bad_checksum = true;
+  Bytes l3 = ipv4(ip, tcp(t));
+  const size_t ihl = (l3[0] & 0x0fu) * 4;
+  auto fix_header_checksum = [&] {
+    l3[10] = l3[11] = 0;
+    const uint16_t c = inet_checksum(l3.data(), ihl);
+    l3[10] = static_cast<uint8_t>(c >> 8);
+    l3[11] = static_cast<uint8_t>(c);
+  };
+  if (chance(3) && !ip.bad_checksum) {
+    l3[6] |= 0x80;  // the reserved flag (RFC 3514), which no check looks at
+    fix_header_checksum();
+  }
+  if (mutation == 3) {
+    // A wrong total length under a correct header checksum, so that the
+    // length check is reached with verification on.
+    uint16_t total = static_cast<uint16_t>(l3[2] << 8 | l3[3]);
+    total = chance(50) ? static_cast<uint16_t>(total + below(9) - 4)
+                       : static_cast<uint16_t>(below(65536));
+    l3[2] = static_cast<uint8_t>(total >> 8);
+    l3[3] = static_cast<uint8_t>(total);
+    fix_header_checksum();
+  }
+  std::vector<VlanTag> tags;
+  if (chance(5)) {
+    tags.push_back({chance(50) ? kTpid8021Q : kTpid8021ad, static_cast<uint16_t>(below(65536))});
+    if (chance(30)) tags.push_back({kTpid8021Q, static_cast<uint16_t>(below(65536))});
+  }
+  out.bytes = ether(kEtherIpv4, l3, tags);
+  if (chance(30)) out.bytes = pad(std::move(out.bytes), 60);  // the Ethernet minimum
+  if (chance(5)) out.bytes.resize(out.bytes.size() + 1 + below(16), static_cast<uint8_t>(rng()));
+  if (mutation == 4) {  // one byte of the headers changed
+    const size_t at = below(static_cast<uint32_t>(std::min<size_t>(60, out.bytes.size())));
+    out.bytes[at] ^= static_cast<uint8_t>(1 + below(255));
+  }
+  if (mutation == 5) out.bytes.resize(below(static_cast<uint32_t>(out.bytes.size())));
+  if (mutation == 6) {  // a wrong TCP data offset, the rest intact
+    const size_t at = 14 + ihl + 12;
+    if (at < out.bytes.size()) out.bytes[at] = static_cast<uint8_t>(below(16) << 4);
+  }
+  out.mutated = mutation != 0;
+  return out;
+}
+
+TEST(ParserFastPath, SameResultAsTheGeneralParser) {
+  std::mt19937 rng(20240611);
+  constexpr ChecksumHint kHints[] = {ChecksumHint::unknown, ChecksumHint::good, ChecksumHint::bad};
+  int fast = 0;               // parses the fast path should have taken
+  int fast_verified = 0;      // ... with both checksums verified in software
+  int fast_timestamps = 0;    // ... with the NOP, NOP, timestamps header
+  int fast_payload = 0;       // ... carrying data
+  int mutated_malformed = 0;  // mutated frames the general parser drops
+  int failures = 0;
+  std::map<Reason, int> reasons;
+  for (int n = 0; n < 20000 && failures < 10; ++n) {
+    const RandomFrame f = random_tcp_frame(rng);
+    // An exact-size heap copy, so a read past the end is a heap overflow
+    // under AddressSanitizer.
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[f.bytes.size() + 1]);
+    if (!f.bytes.empty()) std::memcpy(copy.get(), f.bytes.data(), f.bytes.size());
+    const auto len = static_cast<uint32_t>(f.bytes.size());
+    const bool shape = fast_path_shape(f.bytes);
+    for (bool verify : {true, false}) {
+      for (ChecksumHint l3 : kHints) {
+        for (ChecksumHint l4 : kHints) {
+          ParseOptions options;
+          options.verify_checksums = verify;
+          const OffloadHints hints{l3, l4};
+          // Different garbage underneath, so a byte either parse leaves
+          // unwritten shows.
+          ParsedPacket a, b;
+          std::memset(static_cast<void*>(&a), 0xa5, sizeof a);
+          std::memset(static_cast<void*>(&b), 0x5a, sizeof b);
+          const Side side = n % 2 == 0 ? Side::inside : Side::outside;
+          parse_frame(copy.get(), len, side, 3, options, a, hints);
+          parse_frame_general(copy.get(), len, side, 3, options, b, hints);
+          if (std::memcmp(&a, &b, sizeof a) != 0) {
+            const std::string diff = field_diff(a, b);
+            ADD_FAILURE() << "frame " << n << " (" << len << " bytes, verify " << verify
+                          << ", hints " << static_cast<int>(l3) << "/" << static_cast<int>(l4)
+                          << "): fast vs general:" << (diff.empty() ? " padding only" : diff);
+            ++failures;
+          }
+          if (b.kind == FrameKind::malformed) {
+            ++reasons[b.error];
+            if (f.mutated) ++mutated_malformed;
+          }
+          if (shape && b.kind == FrameKind::ip && b.proto == kProtoTcp) {
+            ++fast;
+            if (verify && l3 == ChecksumHint::unknown && l4 == ChecksumHint::unknown) {
+              ++fast_verified;
+            }
+            if (b.tcp.has_timestamp) ++fast_timestamps;
+            if (b.tcp.payload_len != 0) ++fast_payload;
+          }
+        }
+      }
+    }
+  }
+  // The sample reached the fast path often, in each of its variants, and
+  // gave the general parser plenty to reject.
+  EXPECT_GT(fast, 50000);
+  EXPECT_GT(fast_verified, 4000);
+  EXPECT_GT(fast_timestamps, 20000);
+  EXPECT_GT(fast_payload, 20000);
+  EXPECT_GT(mutated_malformed, 20000);
+  for (Reason r : {Reason::eth_truncated, Reason::vlan_truncated, Reason::ipv4_truncated,
+                   Reason::ipv4_bad_header, Reason::ipv4_bad_length, Reason::ipv4_bad_checksum,
+                   Reason::ipv4_bad_options, Reason::tcp_truncated, Reason::tcp_bad_header,
+                   Reason::tcp_bad_flags, Reason::tcp_bad_options, Reason::bad_l4_checksum}) {
+    EXPECT_GT(reasons[r], 0) << reason_name(r);
+  }
+  std::ostringstream seen;
+  for (const auto& [r, count] : reasons) seen << " " << reason_name(r) << "=" << count;
+  std::printf(
+      "fast-path parses %d (verified %d, timestamps %d, payload %d); malformed after "
+      "mutation %d;%s\n",
+      fast, fast_verified, fast_timestamps, fast_payload, mutated_malformed, seen.str().c_str());
+}
+
+// The shapes the fast path takes, spelled out, so a failure names the case.
+TEST(ParserFastPath, CommonFramesParseAsTheGeneralParserSays) {
+  TcpSpec ack;
+  ack.flags = kAck;
+  ack.seq = 0x01020304;
+  ack.ack = 0x0a0b0c0d;
+  TcpSpec ts = ack;
+  ts.options = concat({tcpopt::nop(), tcpopt::nop(), tcpopt::timestamp(0x11223344, 0x55667788)});
+  ts.payload = Bytes(100, 0x42);
+  Ipv4Spec df;
+  df.dont_fragment = true;
+  for (const Bytes& f : {pad(eth_v4({}, tcp(ack)), 60), eth_v4(df, tcp(ts))}) {
+    ParsedPacket a, b;
+    parse_frame(f.data(), static_cast<uint32_t>(f.size()), Side::inside, 1, {}, a);
+    parse_frame_general(f.data(), static_cast<uint32_t>(f.size()), Side::inside, 1, {}, b);
+    ASSERT_EQ(a.kind, FrameKind::ip) << reason_name(a.error);
+    EXPECT_EQ(field_diff(a, b), "");
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0);
+  }
+  const ParsedPacket p = parse(eth_v4(df, tcp(ts)));
+  EXPECT_TRUE(p.tcp.has_timestamp);
+  EXPECT_EQ(p.tcp.ts_val, 0x11223344u);
+  EXPECT_EQ(p.tcp.ts_ecr, 0x55667788u);
+  EXPECT_EQ(p.tcp.header_len, 32);
+  EXPECT_EQ(p.tcp.payload_len, 100);
+  EXPECT_EQ(p.l4_len, 132);
 }
 
 }  // namespace
