@@ -29,6 +29,23 @@ inline uint32_t load_be32(const uint8_t* p) {
   std::memcpy(&v, p, sizeof v);
   return bswap32(v);
 }
+// Loads in the host's (little-endian) order: one's complement sums add
+// words as they come, whatever their byte order (RFC 1071 2(B)).
+inline uint16_t load_le16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint32_t load_le32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t load_le64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 inline void store_be16(uint8_t* p, uint16_t v) {
   v = bswap16(v);
   std::memcpy(p, &v, sizeof v);
