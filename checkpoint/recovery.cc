@@ -34,7 +34,8 @@ bool read_stable(const MappedRegion& r, uint32_t i, SlotRead* out, RecoveryRepor
   return out->stable;
 }
 
-bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
+// k: key_of(b).
+bool base_valid(const BaseSlice& b, const FlowKey& k, uint64_t conn_id, uint32_t epoch_now) {
   const uint64_t epoch = conn_id >> kConnCounterBits;
   if (epoch == 0 || epoch >= epoch_now) return false;  // IDs come from earlier epochs only
   const auto l4 = static_cast<ModuleId>(b.l4);
@@ -43,7 +44,6 @@ bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
     return false;
   }
   if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp && l4 != ModuleId::udp) return false;
-  const FlowKey k = key_of(b);
   if (k.lo.is_v4() != k.hi.is_v4()) return false;
   // Canonical order, as make_flow_key builds it.
   bool lo_first = false;
@@ -51,24 +51,31 @@ bool base_valid(const BaseSlice& b, uint64_t conn_id, uint32_t epoch_now) {
   return lo_first && again == k;
 }
 
-// Validates a module slice and copies it into the connection being staged.
-bool stage_slice(Connection* staged, ModuleId module, const SlotRead& s,
-                 std::map<std::string, uint64_t>* discarded) {
+// Reads the layer-4 slice of connection conn_id from slot i of region r
+// straight into the connection being staged, and validates it there.
+// Returns false when there is no valid one, counting why when the slot
+// held something (torn, orphan_slice, unknown_schema, bad_length,
+// invalid_slice).
+bool stage_slice(Connection* staged, ModuleId module, uint64_t conn_id, const MappedRegion& r,
+                 uint32_t i, RecoveryReport* report) {
   return visit_l4(module, [&]<typename M>(M) {
     using Slice = typename M::Slice;
-    if (const char* why =
-            slot_mismatch(s, static_cast<uint8_t>(module), M::kSchemaVersion, sizeof(Slice))) {
-      ++(*discarded)[why];
-      return false;
+    Slice& slice = staged->slice<Slice>();
+    SlotHeader h;
+    bool stable = false;
+    if (!read_slot_as(r, i, &h, &slice, &stable)) return false;
+    const char* why;
+    if (!stable) {
+      why = "torn";
+    } else if (h.conn_id != conn_id || h.module != static_cast<uint8_t>(module)) {
+      why = "orphan_slice";
+    } else {
+      why = slot_mismatch(h, static_cast<uint8_t>(module), M::kSchemaVersion, sizeof(Slice));
+      if (why == nullptr && M::valid(slice)) return true;
+      if (why == nullptr) why = "invalid_slice";
     }
-    Slice slice;
-    std::memcpy(&slice, s.payload, sizeof slice);
-    if (!M::valid(slice)) {
-      ++(*discarded)["invalid_slice"];
-      return false;
-    }
-    staged->slice<Slice>() = slice;
-    return true;
+    ++report->discarded[why];
+    return false;
   });
 }
 
@@ -376,7 +383,6 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
   // would cost as much as the rest.
   uint64_t restored[kModuleSlots] = {};
   SlotRead s;
-  SlotRead l4;
   struct Pending {
     Connection conn;
     uint32_t hash;
@@ -442,14 +448,23 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
     taken[w].assign(base.slot_count, kNoModule);
     for (const auto& [first, end] : data[w][kBaseModule])
       for (uint32_t i = first; i < end; ++i) {
-        if (!read_stable(base, i, &s, &report)) continue;
-        if (const char* why = slot_mismatch(s, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
+        SlotHeader h;
+        BaseSlice b;
+        bool stable = false;
+        if (!read_slot_as(base, i, &h, &b, &stable)) continue;
+        if (!stable) {
+          ++report.discarded["torn"];
+          continue;
+        }
+        if (const char* why = slot_mismatch(h, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
           ++report.discarded[why];
           continue;
         }
-        BaseSlice b;
-        std::memcpy(&b, s.payload, sizeof b);
-        if (!base_valid(b, s.header.conn_id, epoch_now)) {
+        Pending& e = batch[batched];
+        Connection& c = e.conn;
+        std::memset(static_cast<void*>(&c), 0, sizeof c);
+        c.key = key_of(b);
+        if (!base_valid(b, c.key, h.conn_id, epoch_now)) {
           ++report.discarded["invalid_base"];
           continue;
         }
@@ -457,35 +472,26 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
         // carrying its connection ID.
         const auto module = static_cast<ModuleId>(b.l4);
         const MappedRegion& r = old[w][b.l4];
-        Pending& e = batch[batched];
-        std::memset(static_cast<void*>(&e.conn), 0, sizeof e.conn);
         bool complete = false;
         if (r.slots != nullptr && i < r.slot_count) {
           taken[w][i] = b.l4;
-          if (read_stable(r, i, &l4, &report)) {
-            if (l4.header.conn_id != s.header.conn_id || l4.header.module != b.l4) {
-              ++report.discarded["orphan_slice"];
-            } else {
-              complete = stage_slice(&e.conn, module, l4, &report.discarded);
-            }
-          }
+          complete = stage_slice(&c, module, h.conn_id, r, i, &report);
         }
         if (!complete) {
           ++report.discarded["missing_slice"];
           placed[w][i] = kGone;
           continue;
         }
-        Connection& c = e.conn;
-        c.id = s.header.conn_id;
+        c.id = h.conn_id;
         c.last_seen_ms = b.last_seen_ms;
         c.l4 = module;
         c.flags = b.flags;
-        c.key = key_of(b);
         c.master_id = b.master_id;
         c.created_s = b.created_s;
         c.l7 = ModuleId::none;
         e.hash = FlowTable::hash(c.key);
-        e.owner = worker_for_hash(address_pair_hash(c.key.lo, c.key.hi), workers);
+        e.owner =
+            workers == 1 ? 0 : worker_for_hash(address_pair_hash(c.key.lo, c.key.hi), workers);
         e.slot = i;
         if (++batched == kBatch) restore_batch(w);
       }

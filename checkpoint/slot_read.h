@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "checkpoint/client.h"
@@ -58,14 +59,50 @@ inline bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
   return out->header.conn_id != 0 || !out->stable;
 }
 
+// read_slot() for a payload of a known type, copied once, straight where it
+// is wanted (recovery's pass copies every slot of a set): the header into
+// *header and the payload's first sizeof(T) bytes into *payload, under the
+// same sequence check, with *stable telling whether both can be trusted.
+// A slot with no room for a T has nothing copied into *payload, and its
+// header's length is cut to the room it has, so slot_mismatch() calls it
+// bad_length. Returns false for an empty slot.
+template <typename T>
+inline bool read_slot_as(const MappedRegion& r, uint32_t i, SlotHeader* header, T* payload,
+                         bool* stable) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  const SlotHeader* h = r.slot(i);
+  const uint32_t before = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+  if (before % 2 == 0 && __atomic_load_n(&h->conn_id, __ATOMIC_RELAXED) == 0) return false;
+  std::memcpy(header, h, sizeof(SlotHeader));
+  const size_t room = r.slot_size - sizeof(SlotHeader);
+  if (room >= sizeof(T)) {
+    std::memcpy(static_cast<void*>(payload),
+                reinterpret_cast<const uint8_t*>(h) + sizeof(SlotHeader), sizeof(T));
+  } else if (header->length > room) {
+    header->length = static_cast<uint16_t>(room);
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const uint32_t after = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
+  *stable = before == after && before % 2 == 0;
+  return header->conn_id != 0 || !*stable;
+}
+
+// Why a stable slot's header cannot be module `module`'s slice of schema
+// `schema` and `length` bytes ("unknown_schema", "bad_length"), or nullptr
+// when it can. The names are the counters recovery and holdfastctl report.
+inline const char* slot_mismatch(const SlotHeader& h, uint8_t module, uint16_t schema,
+                                 size_t length) {
+  if (h.module != module || h.schema != schema) return "unknown_schema";
+  if (h.length != length) return "bad_length";
+  return nullptr;
+}
+
 // Why a stable slot cannot be read as module `module`'s slice of schema
 // `schema` and `length` bytes ("unknown_schema", "bad_length"), or nullptr
 // when it can. The names are the counters recovery and holdfastctl report.
 inline const char* slot_mismatch(const SlotRead& s, uint8_t module, uint16_t schema,
                                  size_t length) {
-  if (s.header.module != module || s.header.schema != schema) return "unknown_schema";
-  if (s.header.length != length) return "bad_length";
-  return nullptr;
+  return slot_mismatch(s.header, module, schema, length);
 }
 
 // The regions of `set`, by worker and module, as mapped at `store` (a

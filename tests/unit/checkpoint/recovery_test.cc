@@ -321,22 +321,30 @@ TEST(Recovery, DamagedSlotsAreCountedAndDiscardedNeverTrusted) {
                               sizeof(SlotHeader))
       ->state = static_cast<TcpState>(42);
   damaged.push_back(client_of(f));
+  const uint32_t g = bases[6].second, h = bases[7].second;
+  // g: a torn slice (the crash hit the slice's put).
+  store.slot(0, tcp_module, g)->seq |= 1;
+  damaged.push_back(client_of(g));
+  // h: a slice whose length is not the module's.
+  store.slot(0, tcp_module, h)->length = 12;
+  damaged.push_back(client_of(h));
 
   FakeStore next(1, 2);
   Dataplane after(1, kEpoch + 1, &next);
   const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
                                                     store.set, after.raw(), kEpoch + 1);
-  EXPECT_EQ(report.restored.at("tcp"), 4u) << report.text();
-  EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();  // a
+  EXPECT_EQ(report.restored.at("tcp"), 2u) << report.text();
+  EXPECT_EQ(report.discarded.at("torn"), 2u) << report.text();        // a, g
+  EXPECT_EQ(report.discarded.at("bad_length"), 1u) << report.text();  // h
   // c's garbage base fails the schema check first, d's slice has a schema
   // from the future.
   EXPECT_EQ(report.discarded.at("unknown_schema"), 2u) << report.text();
   // Slices with no base to attach to: a's, b's (wrong ID), c's and e's.
   EXPECT_EQ(report.discarded.at("orphan_slice"), 4u) << report.text();
   EXPECT_EQ(report.discarded.at("invalid_slice"), 1u) << report.text();  // f
-  // Bases whose slice never attached: b, d, f.
-  EXPECT_EQ(report.discarded.at("missing_slice"), 3u) << report.text();
-  EXPECT_EQ(after.connections(), 4u);
+  // Bases whose slice never attached: b, d, f, g, h.
+  EXPECT_EQ(report.discarded.at("missing_slice"), 5u) << report.text();
+  EXPECT_EQ(after.connections(), 2u);
   for (int client = 1; client <= 10; ++client) {
     const bool lost = std::find(damaged.begin(), damaged.end(), client) != damaged.end();
     const Verdict v =
@@ -348,6 +356,53 @@ TEST(Recovery, DamagedSlotsAreCountedAndDiscardedNeverTrusted) {
       EXPECT_EQ(v.conn_id, ids[client - 1]);
     }
   }
+}
+
+// A region whose slots are smaller than the type read from them (a set
+// that is not what it claims): the read stops at the slot's end.
+TEST(SlotRead, ASlotTooSmallForItsTypeIsABadLengthAndIsNotReadPastItsEnd) {
+  constexpr uint32_t kSlotSize = sizeof(SlotHeader) + 8;
+  static_assert(sizeof(TcpSlice) > 8);
+  alignas(8) uint8_t bytes[8 * kSlotSize];
+  std::memset(bytes, 0xee, sizeof bytes);
+  SlotHeader header{};
+  header.seq = 2;
+  header.length = sizeof(TcpSlice);  // more than the slot holds
+  header.module = static_cast<uint8_t>(ModuleId::tcp);
+  header.schema = TcpModule::kSchemaVersion;
+  header.conn_id = 7;
+  std::memcpy(bytes, &header, sizeof header);
+  const MappedRegion r{bytes, kSlotSize, 8, TcpModule::kSchemaVersion};
+
+  SlotHeader read{};
+  TcpSlice slice;
+  std::memset(static_cast<void*>(&slice), 0x11, sizeof slice);
+  bool stable = false;
+  ASSERT_TRUE(read_slot_as(r, 0, &read, &slice, &stable));
+  EXPECT_TRUE(stable);
+  EXPECT_EQ(read.conn_id, 7u);
+  EXPECT_EQ(read.length, 8u);  // cut to the room the slot has
+  EXPECT_STREQ(slot_mismatch(read, static_cast<uint8_t>(ModuleId::tcp), TcpModule::kSchemaVersion,
+                             sizeof(TcpSlice)),
+               "bad_length");
+  const auto* p = reinterpret_cast<const uint8_t*>(&slice);
+  EXPECT_TRUE(std::all_of(p, p + sizeof slice, [](uint8_t x) { return x == 0x11; }));
+
+  // The same slot with room enough is read whole.
+  std::memset(static_cast<void*>(&slice), 0x11, sizeof slice);
+  alignas(8) uint8_t roomy[sizeof(SlotHeader) + sizeof(TcpSlice)];
+  std::memset(roomy, 0x22, sizeof roomy);
+  std::memcpy(roomy, &header, sizeof header);
+  const MappedRegion big{roomy, sizeof roomy, 1, TcpModule::kSchemaVersion};
+  ASSERT_TRUE(read_slot_as(big, 0, &read, &slice, &stable));
+  EXPECT_TRUE(stable);
+  EXPECT_EQ(read.length, sizeof(TcpSlice));
+  EXPECT_TRUE(std::all_of(p, p + sizeof slice, [](uint8_t x) { return x == 0x22; }));
+
+  // An odd counter: read, but not stable.
+  reinterpret_cast<SlotHeader*>(roomy)->seq = 3;
+  ASSERT_TRUE(read_slot_as(big, 0, &read, &slice, &stable));
+  EXPECT_FALSE(stable);
 }
 
 // A tmpfs file (/dev/shm, as holdfast-ckptd's default store), unlinked at
