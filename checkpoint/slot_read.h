@@ -42,49 +42,56 @@ class StoreExtents {
   const uint8_t* store_;
 };
 
-// Returns false for an empty slot (stable, no connection); otherwise copies
-// it into *out, with out->stable telling whether the copy can be trusted.
-inline bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
+namespace detail {
+// The slot's header and its first min(n, room) payload bytes into dst,
+// under the sequence counter. A header whose length claims more than the
+// slot's room has it cut to the room, so a length check refuses it and no
+// reader takes bytes past the slot for its payload. Returns false for an
+// empty slot (stable, no connection); *stable: whether the copy can be
+// trusted.
+[[gnu::always_inline]] inline bool read_slot_bytes(const MappedRegion& r, uint32_t i,
+                                                   SlotHeader* header, void* dst, size_t n,
+                                                   bool* stable) {
   const SlotHeader* h = r.slot(i);
   const uint32_t before = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
   // Most slots of a set are empty: stable and without a connection.
   if (before % 2 == 0 && __atomic_load_n(&h->conn_id, __ATOMIC_RELAXED) == 0) return false;
-  std::memcpy(&out->header, h, sizeof(SlotHeader));
+  std::memcpy(header, h, sizeof(SlotHeader));
   const size_t room = r.slot_size - sizeof(SlotHeader);
-  const size_t n = room < sizeof out->payload ? room : sizeof out->payload;
-  std::memcpy(out->payload, reinterpret_cast<const uint8_t*>(h) + sizeof(SlotHeader), n);
+  const uint8_t* payload = reinterpret_cast<const uint8_t*>(h) + sizeof(SlotHeader);
+  // Two calls, so that a constant n (read_slot_as) is copied inline.
+  if (n <= room) {
+    std::memcpy(dst, payload, n);
+  } else {
+    std::memcpy(dst, payload, room);
+  }
   std::atomic_thread_fence(std::memory_order_acquire);
   const uint32_t after = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
-  out->stable = before == after && before % 2 == 0;
-  return out->header.conn_id != 0 || !out->stable;
+  *stable = before == after && before % 2 == 0;
+  if (header->length > room) header->length = static_cast<uint16_t>(room);
+  return header->conn_id != 0 || !*stable;
+}
+}  // namespace detail
+
+// Returns false for an empty slot (stable, no connection); otherwise copies
+// it into *out, with out->stable telling whether the copy can be trusted.
+inline bool read_slot(const MappedRegion& r, uint32_t i, SlotRead* out) {
+  return detail::read_slot_bytes(r, i, &out->header, out->payload, sizeof out->payload,
+                                 &out->stable);
 }
 
 // read_slot() for a payload of a known type, copied once, straight where it
 // is wanted (recovery's pass copies every slot of a set): the header into
 // *header and the payload's first sizeof(T) bytes into *payload, under the
 // same sequence check, with *stable telling whether both can be trusted.
-// A slot with no room for a T has nothing copied into *payload, and its
-// header's length is cut to the room it has, so slot_mismatch() calls it
-// bad_length. Returns false for an empty slot.
+// A slot with no room for a T has its header's length cut to the room it
+// has, so slot_mismatch() calls it bad_length. Returns false for an empty
+// slot.
 template <typename T>
 inline bool read_slot_as(const MappedRegion& r, uint32_t i, SlotHeader* header, T* payload,
                          bool* stable) {
   static_assert(std::is_trivially_copyable_v<T>);
-  const SlotHeader* h = r.slot(i);
-  const uint32_t before = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
-  if (before % 2 == 0 && __atomic_load_n(&h->conn_id, __ATOMIC_RELAXED) == 0) return false;
-  std::memcpy(header, h, sizeof(SlotHeader));
-  const size_t room = r.slot_size - sizeof(SlotHeader);
-  if (room >= sizeof(T)) {
-    std::memcpy(static_cast<void*>(payload),
-                reinterpret_cast<const uint8_t*>(h) + sizeof(SlotHeader), sizeof(T));
-  } else if (header->length > room) {
-    header->length = static_cast<uint16_t>(room);
-  }
-  std::atomic_thread_fence(std::memory_order_acquire);
-  const uint32_t after = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
-  *stable = before == after && before % 2 == 0;
-  return header->conn_id != 0 || !*stable;
+  return detail::read_slot_bytes(r, i, header, static_cast<void*>(payload), sizeof(T), stable);
 }
 
 // Why a stable slot's header cannot be module `module`'s slice of schema

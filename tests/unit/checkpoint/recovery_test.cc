@@ -385,8 +385,11 @@ TEST(SlotRead, ASlotTooSmallForItsTypeIsABadLengthAndIsNotReadPastItsEnd) {
   EXPECT_STREQ(slot_mismatch(read, static_cast<uint8_t>(ModuleId::tcp), TcpModule::kSchemaVersion,
                              sizeof(TcpSlice)),
                "bad_length");
+  // The slot's 8 bytes of room are copied, nothing after them (the next
+  // slot's bytes are 0xee too).
   const auto* p = reinterpret_cast<const uint8_t*>(&slice);
-  EXPECT_TRUE(std::all_of(p, p + sizeof slice, [](uint8_t x) { return x == 0x11; }));
+  EXPECT_TRUE(std::all_of(p, p + 8, [](uint8_t x) { return x == 0xee; }));
+  EXPECT_TRUE(std::all_of(p + 8, p + sizeof slice, [](uint8_t x) { return x == 0x11; }));
 
   // The same slot with room enough is read whole.
   std::memset(static_cast<void*>(&slice), 0x11, sizeof slice);
