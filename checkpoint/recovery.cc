@@ -27,10 +27,18 @@ double ms_since(Clock::time_point t) {
 }
 
 // A slot worth looking at: holding something, and not torn (which is
-// counted).
+// counted). Its header goes to *header and its payload's first sizeof(T)
+// bytes, copied once, to *payload (read_slot_as).
+template <typename T>
+bool read_stable(const MappedRegion& r, uint32_t i, SlotHeader* header, T* payload,
+                 RecoveryReport* report) {
+  bool stable = false;
+  if (!read_slot_as(r, i, header, payload, &stable)) return false;
+  if (!stable) ++report->discarded["torn"];
+  return stable;
+}
 bool read_stable(const MappedRegion& r, uint32_t i, SlotRead* out, RecoveryReport* report) {
-  if (!read_slot(r, i, out)) return false;
-  if (!out->stable) ++report->discarded["torn"];
+  out->stable = read_stable(r, i, &out->header, &out->payload, report);
   return out->stable;
 }
 
@@ -62,12 +70,9 @@ bool stage_slice(Connection* staged, ModuleId module, uint64_t conn_id, const Ma
     using Slice = typename M::Slice;
     Slice& slice = staged->slice<Slice>();
     SlotHeader h;
-    bool stable = false;
-    if (!read_slot_as(r, i, &h, &slice, &stable)) return false;
+    if (!read_stable(r, i, &h, &slice, report)) return false;
     const char* why;
-    if (!stable) {
-      why = "torn";
-    } else if (h.conn_id != conn_id || h.module != static_cast<uint8_t>(module)) {
+    if (h.conn_id != conn_id || h.module != static_cast<uint8_t>(module)) {
       why = "orphan_slice";
     } else {
       why = slot_mismatch(h, static_cast<uint8_t>(module), M::kSchemaVersion, sizeof(Slice));
@@ -450,12 +455,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
       for (uint32_t i = first; i < end; ++i) {
         SlotHeader h;
         BaseSlice b;
-        bool stable = false;
-        if (!read_slot_as(base, i, &h, &b, &stable)) continue;
-        if (!stable) {
-          ++report.discarded["torn"];
-          continue;
-        }
+        if (!read_stable(base, i, &h, &b, &report)) continue;
         if (const char* why = slot_mismatch(h, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
           ++report.discarded[why];
           continue;
