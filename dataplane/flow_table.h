@@ -210,8 +210,8 @@ class HashedTable {
   // A hint only. Prefetch helpers must stay this small (or be forced
   // inline): GCC 12 counts a prefetch as no side effect, takes a helper
   // that loads and prefetches (a bucket read, then its entry) for a pure
-  // function, and deletes the calls it has not inlined yet. Measured on a
-  // helper of that shape (docs/benchmarks.md, "staged bursts").
+  // function, and deletes the calls it has not inlined yet (seen in the
+  // objects of a helper of that shape: docs/benchmarks.md, staged bursts).
   void prefetch(uint32_t index) const { __builtin_prefetch(&entries_[index], 1, 3); }
 
   uint32_t capacity() const { return capacity_; }
