@@ -462,7 +462,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
         }
         Pending& e = batch[batched];
         Connection& c = e.conn;
-        std::memset(static_cast<void*>(&c), 0, sizeof c);
+        zero_entry(c);
         c.key = key_of(b);
         if (!base_valid(b, c.key, h.conn_id, epoch_now)) {
           ++report.discarded["invalid_base"];

@@ -83,6 +83,23 @@ inline uint64_t bucket_count(uint32_t capacity) {
 }
 }  // namespace table_detail
 
+// Zeroes x with 16-byte stores when its size and alignment allow, else with
+// memset. GCC 12 (generic tuning) turns a 128-byte memset into `rep stosq`,
+// whose start-up alone costs more than eight stores: `perf` put a third of
+// Pipeline::restore's samples on it in recovery.
+template <typename T>
+[[gnu::always_inline]] inline void zero_entry(T& x) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  if constexpr (sizeof(T) % 16 == 0 && alignof(T) >= 16) {
+    auto* p = reinterpret_cast<__m128i*>(&x);
+    const __m128i z = _mm_setzero_si128();
+#pragma GCC unroll 16
+    for (size_t i = 0; i < sizeof(T) / 16; ++i) _mm_store_si128(p + i, z);
+  } else {
+    std::memset(static_cast<void*>(&x), 0, sizeof x);
+  }
+}
+
 // Entry must be trivially copyable, have a `key` member of type Key and an
 // in_use() that is false for an all-zero entry. Keys are compared as bytes
 // (padding must be zero).
@@ -172,7 +189,7 @@ class HashedTable {
     const uint32_t slot = table_detail::first_slot(open);
     buckets_[b].sig[slot] = sig;
     buckets_[b].pos[slot] = pos;
-    std::memset(static_cast<void*>(&entries_[pos]), 0, sizeof(Entry));
+    zero_entry(entries_[pos]);
     entries_[pos].key = key;
     ++size_;
     return static_cast<int32_t>(pos);
@@ -190,7 +207,7 @@ class HashedTable {
         const uint32_t slot = table_detail::first_slot(m);
         if (k.pos[slot] != index) continue;
         k.sig[slot] = 0;
-        std::memset(static_cast<void*>(&e), 0, sizeof e);
+        zero_entry(e);
         free_[free_count_++] = index;
         --size_;
         return;

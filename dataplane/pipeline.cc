@@ -803,7 +803,7 @@ void Pipeline::put_l4(const Connection& c, uint32_t index) {
 bool Pipeline::init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
                                uint64_t master) {
   const FlowKey key = c.key;
-  std::memset(static_cast<void*>(&c), 0, sizeof c);
+  zero_entry(c);
   c.key = key;
   c.id = ids_->take();
   c.l4 = l4_module_for(p.proto);

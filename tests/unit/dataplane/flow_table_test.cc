@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -103,6 +104,24 @@ TEST(FlowTable, InsertedEntryIsZeroedEvenWhenReused) {
     EXPECT_EQ(e.key, key(n));
   }
   EXPECT_TRUE(seen.count(pos));
+}
+
+// Every byte, on both of its paths: 16-byte stores (a 128-byte, 64-byte
+// aligned entry) and memset (a size that is not a multiple of 16).
+TEST(ZeroEntry, ClearsEveryByte) {
+  struct Odd {
+    uint8_t bytes[56];
+  };
+  static_assert(sizeof(Connection) % 16 == 0 && sizeof(Odd) % 16 != 0);
+  Connection c;
+  Odd o;
+  std::memset(static_cast<void*>(&c), 0xa5, sizeof c);
+  std::memset(static_cast<void*>(&o), 0x5a, sizeof o);
+  zero_entry(c);
+  zero_entry(o);
+  const auto* cb = reinterpret_cast<const uint8_t*>(&c);
+  for (size_t i = 0; i < sizeof c; ++i) ASSERT_EQ(cb[i], 0) << "Connection byte " << i;
+  for (size_t i = 0; i < sizeof o; ++i) ASSERT_EQ(o.bytes[i], 0) << "byte " << i;
 }
 
 TEST(FlowTable, FillsToExactlyCapacity) {
