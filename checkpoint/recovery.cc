@@ -4,7 +4,9 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -29,16 +31,19 @@ double ms_since(Clock::time_point t) {
 // A slot worth looking at: holding something, and not torn (which is
 // counted). Its header goes to *header and its payload's first sizeof(T)
 // bytes, copied once, to *payload (read_slot_as).
+// Discarded slots and connections, per reason.
+using Discards = std::map<std::string, uint64_t>;
+
 template <typename T>
 bool read_stable(const MappedRegion& r, uint32_t i, SlotHeader* header, T* payload,
-                 RecoveryReport* report) {
+                 Discards* discarded) {
   bool stable = false;
   if (!read_slot_as(r, i, header, payload, &stable)) return false;
-  if (!stable) ++report->discarded["torn"];
+  if (!stable) ++(*discarded)["torn"];
   return stable;
 }
-bool read_stable(const MappedRegion& r, uint32_t i, SlotRead* out, RecoveryReport* report) {
-  out->stable = read_stable(r, i, &out->header, &out->payload, report);
+bool read_stable(const MappedRegion& r, uint32_t i, SlotRead* out, Discards* discarded) {
+  out->stable = read_stable(r, i, &out->header, &out->payload, discarded);
   return out->stable;
 }
 
@@ -65,12 +70,12 @@ bool base_valid(const BaseSlice& b, const FlowKey& k, uint64_t conn_id, uint32_t
 // held something (torn, orphan_slice, unknown_schema, bad_length,
 // invalid_slice).
 bool stage_slice(Connection* staged, ModuleId module, uint64_t conn_id, const MappedRegion& r,
-                 uint32_t i, RecoveryReport* report) {
+                 uint32_t i, Discards* discarded) {
   return visit_l4(module, [&]<typename M>(M) {
     using Slice = typename M::Slice;
     Slice& slice = staged->slice<Slice>();
     SlotHeader h;
-    if (!read_stable(r, i, &h, &slice, report)) return false;
+    if (!read_stable(r, i, &h, &slice, discarded)) return false;
     const char* why;
     if (h.conn_id != conn_id || h.module != static_cast<uint8_t>(module)) {
       why = "orphan_slice";
@@ -79,7 +84,7 @@ bool stage_slice(Connection* staged, ModuleId module, uint64_t conn_id, const Ma
       if (why == nullptr && M::valid(slice)) return true;
       if (why == nullptr) why = "invalid_slice";
     }
-    ++report->discarded[why];
+    ++(*discarded)[why];
     return false;
   });
 }
@@ -132,28 +137,32 @@ std::vector<std::pair<uint8_t*, uint64_t>> pages_to_prefault(
   return out;
 }
 
-// Runs work beside the calling thread until join(), on another core where
-// DPDK has one to spare: a worker lcore that is waiting (the workers are
-// launched after recovery), else a DPDK control thread (on the cores the
-// process had that are not lcores). A plain std::thread would inherit the
-// main lcore's affinity and share its core. If neither starts, the work
-// runs at once, on this thread.
+// Runs work beside the calling thread until join(), on the lcore given
+// (a worker lcore waiting to be launched: the workers start after
+// recovery), on a DPDK control thread (kControlThread: on the process's
+// cores that are not lcores), on a plain thread (kPlainThread, which
+// inherits the caller's affinity: in a process with an EAL, the main
+// lcore's core), or at once on this thread (kInline, or when it cannot be
+// started).
 class Beside {
  public:
-  explicit Beside(std::function<void()> work) : work_(std::move(work)) {
-    if (rte_lcore_count() > 0) {
-      unsigned lcore;
-      RTE_LCORE_FOREACH_WORKER(lcore) {
-        if (rte_eal_get_lcore_state(lcore) == WAIT &&
-            rte_eal_remote_launch(on_lcore, this, lcore) == 0) {
-          lcore_ = static_cast<int>(lcore);
-          return;
-        }
-      }
-      if (rte_ctrl_thread_create(&thread_, "hf-recovery", nullptr, on_thread, this) == 0) {
-        threaded_ = true;
-        return;
-      }
+  static constexpr int kControlThread = -1;
+  static constexpr int kPlainThread = -2;
+  static constexpr int kInline = -3;
+
+  Beside(std::function<void()> work, int where) : work_(std::move(work)) {
+    if (where >= 0 && rte_eal_remote_launch(on_lcore, this, static_cast<unsigned>(where)) == 0) {
+      lcore_ = where;
+      return;
+    }
+    if (where == kControlThread &&
+        rte_ctrl_thread_create(&thread_, "hf-recovery", nullptr, on_thread, this) == 0) {
+      threaded_ = true;
+      return;
+    }
+    if (where == kPlainThread && pthread_create(&thread_, nullptr, on_thread, this) == 0) {
+      threaded_ = true;
+      return;
     }
     work_();
   }
@@ -182,6 +191,61 @@ class Beside {
   pthread_t thread_{};
 };
 
+// The cores recovery may use beside the calling thread, each handed out
+// once: the worker lcores waiting to be launched, else (no worker lcore
+// waits) DPDK control threads, one per core of the process that is not an
+// lcore's; then `plain` plain threads, which share the caller's core where
+// the EAL pinned it (only when a number of threads was asked for).
+class SpareCores {
+ public:
+  explicit SpareCores(uint32_t plain) : plain_(plain) {
+    if (rte_lcore_count() == 0) return;
+    unsigned lcore;
+    RTE_LCORE_FOREACH_WORKER(lcore) {
+      if (rte_eal_get_lcore_state(lcore) == WAIT) lcores_.push_back(static_cast<int>(lcore));
+    }
+    if (lcores_.empty()) {
+      const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+      if (cpus > static_cast<long>(rte_lcore_count())) {
+        control_ = static_cast<uint32_t>(cpus - rte_lcore_count());
+      }
+    }
+  }
+  uint32_t left() const {
+    return static_cast<uint32_t>(lcores_.size() - next_) + control_ + plain_;
+  }
+  // Starts work on the next spare core, or runs it at once when none is left.
+  std::unique_ptr<Beside> start(std::function<void()> work) {
+    int where = Beside::kInline;
+    if (next_ < lcores_.size()) {
+      where = lcores_[next_++];
+    } else if (control_ > 0) {
+      --control_;
+      where = Beside::kControlThread;
+    } else if (plain_ > 0) {
+      --plain_;
+      where = Beside::kPlainThread;
+    }
+    return std::make_unique<Beside>(std::move(work), where);
+  }
+
+ private:
+  std::vector<int> lcores_;
+  size_t next_ = 0;
+  uint32_t control_ = 0;
+  uint32_t plain_ = 0;
+};
+
+// Runs fn(t) for t in [0, threads): t = 0 on the calling thread, the
+// others on the cores `cores` has left (at once, in turn, where none is),
+// and returns when all are done, their cores free again.
+void run_team(SpareCores cores, uint32_t threads, const std::function<void(uint32_t)>& fn) {
+  std::vector<std::unique_ptr<Beside>> team;
+  for (uint32_t t = 1; t < threads; ++t) team.push_back(cores.start([&fn, t] { fn(t); }));
+  fn(0);
+  for (auto& b : team) b->join();
+}
+
 // What placed[] holds for an old slot whose connection was not restored:
 // kNone, and a layer-7 record naming it is an orphan; kGone, and the
 // connection is already counted (missing_slice, policy_denied), so its
@@ -204,6 +268,195 @@ struct SchemaOf<SipSession> {
 template <>
 struct SchemaOf<SipCall> {
   static constexpr uint16_t kVersion = SipModule::kSchemaVersion;
+};
+
+struct At {
+  uint32_t worker;
+  uint32_t position;
+};
+
+// What the threads of phase 1 share. A thread writes only the placed and
+// taken entries of the old regions it scans, and the positions (and
+// tables) of the new workers it owns.
+struct Rebuild {
+  const std::vector<std::array<MappedRegion, kModuleSlots>>& old;
+  const std::vector<std::array<Runs, kModuleSlots>>& data;
+  const std::vector<Pipeline*>& pipelines;
+  uint32_t epoch_now;
+  std::vector<std::vector<uint64_t>> placed;     // old slot -> new worker << 32 | pos
+  std::vector<std::vector<uint8_t>> taken;       // old slot -> the module whose slice
+                                                 // there its base took (kNoModule: none)
+  std::vector<std::vector<uint32_t>> positions;  // restored, per new worker
+};
+
+// One thread's findings, added to the report once every thread is done.
+struct Share {
+  Discards discarded;
+  // Per module, as a map lookup per connection would cost as much as the
+  // rest.
+  uint64_t restored[kModuleSlots] = {};
+  std::unordered_set<uint64_t> denied_masters;  // connections the current rules deny
+  // Restored connections admitted through a master, and those a layer-7
+  // module followed: looked at again once all are in place.
+  std::vector<At> related;
+  std::vector<At> followed;
+  // Old base slots (worker, slot) whose connection another thread's worker
+  // owns: taken up after the threads, on one.
+  std::vector<std::pair<uint32_t, uint32_t>> deferred;
+};
+
+// Phase 1 for the new workers o with o % threads == thread: each
+// connection whole, in one pass over the old slots: its base, its layer-4
+// slice from the same old slot of the module the base names, and the
+// current rules' verdict, before it goes into the flow table of the worker
+// that owns its address pair now. Every restored entry is written once,
+// while it is in cache. They go in batches: one bulk lookup per owner
+// first brings every key's hash buckets into cache with the misses
+// overlapping, and the rules judge a batch per call.
+class Rebuilder {
+ public:
+  Rebuilder(Rebuild* r, Share* out, uint32_t thread, uint32_t threads)
+      : r_(*r), out_(*out), thread_(thread), threads_(threads) {
+    // Owners by the hash's RETA entry, looked up: worker_for_hash and the
+    // thread's share are two divisions by a count known only now, which
+    // `perf` found among the pass's costliest instructions.
+    const auto workers = static_cast<uint32_t>(r_.pipelines.size());
+    for (uint32_t j = 0; j < kRetaSpan; ++j) {
+      owner_[j] = worker_for_hash(j, workers);
+      mine_[j] = owner_[j] % threads_ == thread_;
+    }
+  }
+  ~Rebuilder() { flush(); }
+  Rebuilder(const Rebuilder&) = delete;
+  Rebuilder& operator=(const Rebuilder&) = delete;
+
+  // Old base slots [first, end) of old worker w.
+  void scan(uint32_t w, uint32_t first, uint32_t end) {
+    for (uint32_t i = first; i < end; ++i) slot(w, i);
+  }
+
+  // Old base slot i of old worker w.
+  void slot(uint32_t w, uint32_t i) {
+    const MappedRegion& base = r_.old[w][kBaseModule];
+    SlotHeader h;
+    BaseSlice b;
+    if (!read_stable(base, i, &h, &b, &out_.discarded)) return;
+    if (const char* why = slot_mismatch(h, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
+      ++out_.discarded[why];
+      return;
+    }
+    Pending& e = batch_[batched_];
+    Connection& c = e.conn;
+    zero_entry(c);
+    store_key(b, &c.key);
+    if (!base_valid(b, c.key, h.conn_id, r_.epoch_now)) {
+      ++out_.discarded["invalid_base"];
+      return;
+    }
+    const uint32_t entry =
+        r_.pipelines.size() == 1 ? 0 : address_pair_hash(c.key.lo, c.key.hi) % kRetaSpan;
+    e.owner = owner_[entry];
+    if (!mine_[entry]) {
+      out_.deferred.emplace_back(w, i);
+      return;
+    }
+    // Its layer-4 slice: in the same old slot of its module's region,
+    // carrying its connection ID.
+    const auto module = static_cast<ModuleId>(b.l4);
+    const MappedRegion& r = r_.old[w][b.l4];
+    bool complete = false;
+    if (r.slots != nullptr && i < r.slot_count) {
+      r_.taken[w][i] = b.l4;
+      complete = stage_slice(&c, module, h.conn_id, r, i, &out_.discarded);
+    }
+    if (!complete) {
+      ++out_.discarded["missing_slice"];
+      r_.placed[w][i] = kGone;
+      return;
+    }
+    c.id = h.conn_id;
+    c.last_seen_ms = b.last_seen_ms;
+    c.l4 = module;
+    c.flags = b.flags;
+    c.master_id = b.master_id;
+    c.created_s = b.created_s;
+    c.l7 = ModuleId::none;
+    e.hash = FlowTable::hash(c.key);
+    e.old_worker = w;
+    e.slot = i;
+    if (++batched_ == kBatch) flush();
+  }
+
+  void flush() {
+    const FlowKey* keys[kBatch];
+    uint32_t hashes[kBatch];
+    int32_t found[kBatch];
+    const Connection* conns[kBatch];
+    bool allowed[kBatch];
+    uint32_t index[kBatch];
+    for (uint32_t owner = thread_; owner < r_.pipelines.size(); owner += threads_) {
+      uint32_t k = 0;
+      for (uint32_t j = 0; j < batched_; ++j) {
+        if (batch_[j].owner != owner) continue;
+        keys[k] = &batch_[j].conn.key;
+        conns[k] = &batch_[j].conn;
+        hashes[k] = batch_[j].hash;
+        index[k++] = j;
+      }
+      if (k == 0) continue;
+      Pipeline& p = *r_.pipelines[owner];
+      p.flows().lookup_bulk(keys, hashes, k, found);
+      p.admits(conns, k, allowed);
+      for (uint32_t i = 0; i < k; ++i) {
+        const Pending& e = batch_[index[i]];
+        const Connection& c = e.conn;
+        uint64_t& placed = r_.placed[e.old_worker][e.slot];
+        // A related connection (an FTP data connection) was admitted by its
+        // master's expectation, not by a rule: it stays unless its master
+        // is now denied, which is known once every master has been judged.
+        if (c.master_id == 0 && !allowed[i]) {
+          ++out_.discarded["policy_denied"];
+          out_.denied_masters.insert(c.id);
+          placed = kGone;
+          continue;
+        }
+        bool duplicate = false;
+        const int32_t pos = p.restore(c, e.hash, &duplicate);
+        if (pos < 0) {
+          ++out_.discarded[duplicate ? "duplicate" : "table_full"];
+          ++out_.discarded["orphan_slice"];  // its slice, as for any base not restored
+          continue;
+        }
+        placed = uint64_t{owner} << 32 | static_cast<uint32_t>(pos);
+        r_.positions[owner].push_back(static_cast<uint32_t>(pos));
+        ++out_.restored[static_cast<size_t>(c.l4)];
+        const At at{owner, static_cast<uint32_t>(pos)};
+        if (c.master_id != 0) out_.related.push_back(at);
+        if (c.flags & Connection::kHasL7) out_.followed.push_back(at);
+      }
+    }
+    batched_ = 0;
+  }
+
+ private:
+  struct Pending {
+    Connection conn;
+    uint32_t hash;
+    uint32_t owner;
+    uint32_t old_worker;
+    uint32_t slot;
+  };
+  static constexpr uint32_t kBatch = FlowTable::kMaxBulk;
+  static_assert(kBatch <= Policy::kMaxBulk);
+
+  Rebuild& r_;
+  Share& out_;
+  uint32_t thread_;
+  uint32_t threads_;
+  uint32_t owner_[kRetaSpan];
+  bool mine_[kRetaSpan];
+  Pending batch_[kBatch];
+  uint32_t batched_ = 0;
 };
 
 }  // namespace
@@ -267,6 +520,7 @@ nlohmann::json RecoveryReport::to_json() const {
           {"epoch", epoch},
           {"workers_before", workers_before},
           {"workers_now", workers_now},
+          {"threads", threads},
           {"restored", restored},
           {"restored_total", restored_total()},
           {"restored_l7", restored_l7},
@@ -320,13 +574,18 @@ std::string RecoveryReport::text() const {
     std::snprintf(line, sizeof line, " %s %.1f ms", phase, it->second);
     out += line;
   }
+  if (threads != 0) {  // 0: a report from before threads were counted
+    std::snprintf(line, sizeof line, " (connections and write on %u thread%s)", threads,
+                  threads == 1 ? "" : "s");
+    out += line;
+  }
   out += "\n";
   return out;
 }
 
 RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, int store_fd,
                                    const RegionSet& from, const std::vector<Pipeline*>& pipelines,
-                                   uint32_t epoch_now) {
+                                   uint32_t epoch_now, const RecoveryOptions& options) {
   const auto start = Clock::now();
   RecoveryReport report;
   report.from_set = from.set;
@@ -356,150 +615,65 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
   const auto old_workers = static_cast<uint32_t>(old.size());
   report.workers_before = old_workers;
 
-  // Phase 1: connections, each whole in one pass over the old slots: its
-  // base, its layer-4 slice from the same old slot of the module the base
-  // names, and the current rules' verdict, before it goes into the flow
-  // table of the worker that owns its address pair now. Every restored
-  // entry is written once, while it is in cache. They go in batches: one
-  // bulk lookup per owner first brings every key's hash buckets into cache
-  // with the misses overlapping, and the rules judge a batch per call.
+  // Phase 1: connections (Rebuilder), in parallel where cores are spare:
+  // each thread takes the new workers o with o % threads == thread and
+  // scans the old regions w with w % threads == thread. With as many
+  // workers as before, the connections of old worker w all belong to new
+  // worker w (the same hash picks them), so no table is written by two
+  // threads and nothing is shared but reads; a connection another thread's
+  // worker owns is left for a serial pass after them.
   auto phase = Clock::now();
   const auto workers = static_cast<uint32_t>(pipelines.size());
-  // At most this many connections come back, spread over the workers by
-  // hash: a little slack for the unevenness.
+  SpareCores cores(options.threads > 1 ? options.threads - 1 : 0);
+  uint32_t threads = std::min({workers, old_workers, 1 + cores.left()});
+  if (options.threads != 0) threads = std::min(threads, options.threads);
+  threads = std::max(threads, 1u);
+  report.threads = threads;
+  // The pages of the new set, faulted in on a core that is left (else the
+  // writers take the faults). At most this many connections come back,
+  // spread over the workers by hash: a little slack for the unevenness.
   const uint64_t per_worker = data_slots[kBaseModule] / workers * 51 / 50 + 64;
-  Beside prefault([ranges = pages_to_prefault(pipelines, per_worker, data_slots)] {
-    for (const auto& [begin, bytes] : ranges) madvise(begin, bytes, MADV_POPULATE_WRITE);
+  std::unique_ptr<Beside> prefault;
+  if (cores.left() >= threads) {
+    prefault = cores.start([ranges = pages_to_prefault(pipelines, per_worker, data_slots)] {
+      for (const auto& [begin, bytes] : ranges) madvise(begin, bytes, MADV_POPULATE_WRITE);
+    });
+  }
+  Rebuild rebuild{old, data, pipelines, epoch_now, {}, {}, {}};
+  rebuild.placed.resize(old_workers);
+  rebuild.taken.resize(old_workers);
+  rebuild.positions.resize(workers);
+  std::vector<Share> shares(threads);
+  run_team(cores, threads, [&](uint32_t t) {
+    Rebuilder rebuilder(&rebuild, &shares[t], t, threads);
+    for (uint32_t w = t; w < old_workers; w += threads) {
+      const MappedRegion& base = old[w][kBaseModule];
+      if (base.slots == nullptr) continue;
+      rebuild.placed[w].assign(base.slot_count, kNone);
+      rebuild.taken[w].assign(base.slot_count, kNoModule);
+      for (const auto& [first, end] : data[w][kBaseModule]) rebuilder.scan(w, first, end);
+    }
   });
-  std::vector<std::vector<uint64_t>> placed(old_workers);  // old slot -> new worker << 32 | pos
-  // old slot -> the module whose slice there its base took (kNoModule: none)
-  std::vector<std::vector<uint8_t>> taken(old_workers);
-  std::unordered_set<uint64_t> denied_masters;  // connections the current rules deny
-  struct At {
-    uint32_t worker;
-    uint32_t position;
-  };
-  std::vector<std::vector<uint32_t>> positions(workers);  // restored, per worker
-  // Restored connections admitted through a master, and those a layer-7
-  // module followed: looked at again once all are in place.
+  {
+    Rebuilder serial(&rebuild, &shares[0], 0, 1);
+    for (const Share& share : shares) {
+      for (const auto& [w, i] : share.deferred) serial.slot(w, i);
+    }
+  }
+  std::unordered_set<uint64_t> denied_masters;
   std::vector<At> related;
   std::vector<At> followed;
-  // Per module; added to the report once, as a map lookup per connection
-  // would cost as much as the rest.
-  uint64_t restored[kModuleSlots] = {};
-  SlotRead s;
-  struct Pending {
-    Connection conn;
-    uint32_t hash;
-    uint32_t owner;
-    uint32_t slot;
-  };
-  constexpr uint32_t kBatch = FlowTable::kMaxBulk;
-  static_assert(kBatch <= Policy::kMaxBulk);
-  Pending batch[kBatch];
-  uint32_t batched = 0;
-  auto restore_batch = [&](uint32_t w) {
-    const FlowKey* keys[kBatch];
-    uint32_t hashes[kBatch];
-    int32_t found[kBatch];
-    const Connection* conns[kBatch];
-    bool allowed[kBatch];
-    uint32_t index[kBatch];
-    for (uint32_t owner = 0; owner < workers; ++owner) {
-      uint32_t k = 0;
-      for (uint32_t j = 0; j < batched; ++j) {
-        if (batch[j].owner != owner) continue;
-        keys[k] = &batch[j].conn.key;
-        conns[k] = &batch[j].conn;
-        hashes[k] = batch[j].hash;
-        index[k++] = j;
-      }
-      if (k == 0) continue;
-      pipelines[owner]->flows().lookup_bulk(keys, hashes, k, found);
-      pipelines[owner]->admits(conns, k, allowed);
-      for (uint32_t i = 0; i < k; ++i) {
-        const Pending& e = batch[index[i]];
-        const Connection& c = e.conn;
-        // A related connection (an FTP data connection) was admitted by its
-        // master's expectation, not by a rule: it stays unless its master
-        // is now denied, which is known once every master has been judged.
-        if (c.master_id == 0 && !allowed[i]) {
-          ++report.discarded["policy_denied"];
-          denied_masters.insert(c.id);
-          placed[w][e.slot] = kGone;
-          continue;
-        }
-        bool duplicate = false;
-        const int32_t pos = pipelines[owner]->restore(c, e.hash, &duplicate);
-        if (pos < 0) {
-          ++report.discarded[duplicate ? "duplicate" : "table_full"];
-          ++report.discarded["orphan_slice"];  // its slice, as for any base not restored
-          continue;
-        }
-        placed[w][e.slot] = uint64_t{owner} << 32 | static_cast<uint32_t>(pos);
-        positions[owner].push_back(static_cast<uint32_t>(pos));
-        ++restored[static_cast<size_t>(c.l4)];
-        const At at{owner, static_cast<uint32_t>(pos)};
-        if (c.master_id != 0) related.push_back(at);
-        if (c.flags & Connection::kHasL7) followed.push_back(at);
-      }
+  for (Share& share : shares) {
+    for (const auto& [why, n] : share.discarded) report.discarded[why] += n;
+    for (ModuleId module : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
+      report.restored[module_name(module)] += share.restored[static_cast<size_t>(module)];
     }
-    batched = 0;
-  };
-  for (uint32_t w = 0; w < old_workers; ++w) {
-    const MappedRegion& base = old[w][kBaseModule];
-    if (base.slots == nullptr) continue;
-    placed[w].assign(base.slot_count, kNone);
-    taken[w].assign(base.slot_count, kNoModule);
-    for (const auto& [first, end] : data[w][kBaseModule])
-      for (uint32_t i = first; i < end; ++i) {
-        SlotHeader h;
-        BaseSlice b;
-        if (!read_stable(base, i, &h, &b, &report)) continue;
-        if (const char* why = slot_mismatch(h, kBaseModule, kBaseSchema, sizeof(BaseSlice))) {
-          ++report.discarded[why];
-          continue;
-        }
-        Pending& e = batch[batched];
-        Connection& c = e.conn;
-        zero_entry(c);
-        c.key = key_of(b);
-        if (!base_valid(b, c.key, h.conn_id, epoch_now)) {
-          ++report.discarded["invalid_base"];
-          continue;
-        }
-        // Its layer-4 slice: in the same old slot of its module's region,
-        // carrying its connection ID.
-        const auto module = static_cast<ModuleId>(b.l4);
-        const MappedRegion& r = old[w][b.l4];
-        bool complete = false;
-        if (r.slots != nullptr && i < r.slot_count) {
-          taken[w][i] = b.l4;
-          complete = stage_slice(&c, module, h.conn_id, r, i, &report);
-        }
-        if (!complete) {
-          ++report.discarded["missing_slice"];
-          placed[w][i] = kGone;
-          continue;
-        }
-        c.id = h.conn_id;
-        c.last_seen_ms = b.last_seen_ms;
-        c.l4 = module;
-        c.flags = b.flags;
-        c.master_id = b.master_id;
-        c.created_s = b.created_s;
-        c.l7 = ModuleId::none;
-        e.hash = FlowTable::hash(c.key);
-        e.owner =
-            workers == 1 ? 0 : worker_for_hash(address_pair_hash(c.key.lo, c.key.hi), workers);
-        e.slot = i;
-        if (++batched == kBatch) restore_batch(w);
-      }
-    restore_batch(w);
+    denied_masters.merge(share.denied_masters);
+    related.insert(related.end(), share.related.begin(), share.related.end());
+    followed.insert(followed.end(), share.followed.begin(), share.followed.end());
   }
-  for (ModuleId module : {ModuleId::tcp, ModuleId::udp, ModuleId::icmp, ModuleId::other}) {
-    report.restored[module_name(module)] += restored[static_cast<size_t>(module)];
-  }
+  std::vector<std::vector<uint64_t>>& placed = rebuild.placed;
+  SlotRead s;
   report.phase_ms["connections"] = ms_since(phase);
 
   // Phase 2: layer-4 slices no base took are orphans; then the layer-7
@@ -512,8 +686,8 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
       if (r.slots == nullptr) continue;
       for (const auto& [first, end] : data[w][m])
         for (uint32_t i = first; i < end; ++i) {
-          if (i < taken[w].size() && taken[w][i] == m) continue;
-          if (read_stable(r, i, &s, &report)) ++report.discarded["orphan_slice"];
+          if (i < rebuild.taken[w].size() && rebuild.taken[w][i] == m) continue;
+          if (read_stable(r, i, &s, &report.discarded)) ++report.discarded["orphan_slice"];
         }
     }
   }
@@ -528,7 +702,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
       if (r.slots == nullptr) continue;
       for (const auto& [first, end] : data[w][module])
         for (uint32_t i = first; i < end; ++i) {
-          if (!read_stable(r, i, &s, &report)) continue;
+          if (!read_stable(r, i, &s, &report.discarded)) continue;
           if (const char* why =
                   slot_mismatch(s, module, SchemaOf<Slice>::kVersion, sizeof(Record))) {
             ++report.discarded[why];
@@ -633,7 +807,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
     if (r.slots == nullptr) continue;
     for (const auto& [first, end] : data[w][kFragmentModule])
       for (uint32_t i = first; i < end; ++i) {
-        if (!read_stable(r, i, &s, &report)) continue;
+        if (!read_stable(r, i, &s, &report.discarded)) continue;
         if (s.header.module != kFragmentModule || s.header.schema != kFragmentSchema ||
             s.header.length != sizeof(FragmentRecord)) {
           ++report.discarded["unknown_schema"];
@@ -661,8 +835,12 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
 
   // Phase 4: into the new set, before anything is forwarded.
   phase = Clock::now();
-  prefault.join();
-  for (uint32_t w = 0; w < workers; ++w) pipelines[w]->checkpoint_restored(positions[w]);
+  if (prefault) prefault->join();
+  run_team(cores, threads, [&](uint32_t t) {
+    for (uint32_t w = t; w < workers; w += threads) {
+      pipelines[w]->checkpoint_restored(rebuild.positions[w]);
+    }
+  });
   report.phase_ms["write"] = ms_since(phase);
   report.total_ms = ms_since(start);
   return report;

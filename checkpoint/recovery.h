@@ -45,6 +45,7 @@ struct RecoveryReport {
   uint32_t epoch = 0;
   uint32_t workers_before = 0;
   uint32_t workers_now = 0;
+  uint32_t threads = 0;                         // that rebuilt the connections and wrote them
   std::map<std::string, uint64_t> restored;     // connections, per layer-4 protocol
   std::map<std::string, uint64_t> restored_l7;  // of those, followed by a layer-7 module
   uint64_t sip_calls = 0;                       // SIP calls restored into those sessions
@@ -59,6 +60,16 @@ struct RecoveryReport {
   std::string text() const;
 };
 
+struct RecoveryOptions {
+  // Threads that rebuild the connections and write them into the new set,
+  // never more than the workers before or now. 0: one per core to spare,
+  // the calling thread's and the worker lcores waiting to be launched (or,
+  // with none, one DPDK control thread per core of the process that is
+  // not an lcore's). N: N, on plain threads sharing a core where no core
+  // is spare.
+  uint32_t threads = 0;
+};
+
 // Rebuilds the connections of `from` (regions in the mapped store) into
 // pipelines[w] for each worker w of this process, then writes them into the
 // pipelines' checkpoint sets. store_fd is the store file mapped at `store`
@@ -66,7 +77,7 @@ struct RecoveryReport {
 // are skipped, not read (StoreExtents).
 RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, int store_fd,
                                    const RegionSet& from, const std::vector<Pipeline*>& pipelines,
-                                   uint32_t epoch_now);
+                                   uint32_t epoch_now, const RecoveryOptions& options = {});
 
 // The slot shapes of every module a dataplane with these settings writes
 // (fragment records, FTP sessions, SIP sessions and calls per worker;

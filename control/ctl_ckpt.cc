@@ -147,6 +147,7 @@ std::string report_text(const json& j) {
     r.epoch = j.value("epoch", 0u);
     r.workers_before = j.value("workers_before", 0u);
     r.workers_now = j.value("workers_now", 0u);
+    r.threads = j.value("threads", 0u);
     r.restored = j.value("restored", r.restored);
     r.restored_l7 = j.value("restored_l7", r.restored_l7);
     r.sip_calls = j.value("sip_calls", uint64_t{0});

@@ -283,6 +283,80 @@ TEST(Recovery, RebuildsEveryConnectionOnAnotherWorkerCount) {
   EXPECT_EQ(fresh.conn_id >> kConnCounterBits, kEpoch + 1);
 }
 
+// Each new worker's table rebuilt on a thread of its own (RecoveryOptions):
+// with the same worker count each thread scans the old region of its
+// worker; with another count a thread meets connections of workers that
+// are not its own and leaves them for the serial pass. Either way the
+// outcome is one thread's: the same connections in the same workers, the
+// same counts, the same new set.
+TEST(Recovery, ThreadsRebuildWhatOneThreadRebuilds) {
+  FakeStore store(2, 1);
+  Dataplane before(2, kEpoch, &store);
+  const std::vector<uint64_t> ids = open_tcp(before, 40);
+  const uint8_t tcp_module = static_cast<uint8_t>(ModuleId::tcp);
+  // Damage in both old regions: a torn base, a slice of an unknown schema.
+  std::vector<int> damaged;
+  auto client_of = [&](uint32_t w, uint32_t slot) {
+    const uint64_t id = store.slot(w, kBaseModule, slot)->conn_id;
+    return static_cast<int>(std::find(ids.begin(), ids.end(), id) - ids.begin()) + 1;
+  };
+  for (uint32_t w = 0; w < 2; ++w) {
+    std::vector<uint32_t> slots;
+    for (const auto& [worker, slot] : store.used(kBaseModule)) {
+      if (worker == w) slots.push_back(slot);
+    }
+    ASSERT_GE(slots.size(), 2u) << "worker " << w;
+    damaged.push_back(client_of(w, slots[0]));
+    store.slot(w, kBaseModule, slots[0])->seq |= 1;
+    damaged.push_back(client_of(w, slots[1]));
+    store.slot(w, tcp_module, slots[1])->schema = 99;
+  }
+
+  struct Outcome {
+    RecoveryReport report;
+    std::vector<std::vector<uint64_t>> ids;  // per new worker, sorted
+    size_t new_bases = 0;
+  };
+  auto recover = [&](uint32_t workers, uint32_t threads) {
+    FakeStore next(workers, 2);
+    Dataplane after(workers, kEpoch + 1, &next);
+    Outcome o;
+    o.report = recover_connections(store.bytes.data(), store.bytes.size(), -1, store.set,
+                                   after.raw(), kEpoch + 1, RecoveryOptions{threads});
+    for (const auto& p : after.pipelines) {
+      std::vector<uint64_t> in;
+      p->flows().for_each([&](uint32_t, const Connection& c) { in.push_back(c.id); });
+      std::sort(in.begin(), in.end());
+      o.ids.push_back(in);
+    }
+    o.new_bases = next.used(kBaseModule).size();
+    for (int c = 1; c <= 40; ++c) {
+      if (std::find(damaged.begin(), damaged.end(), c) != damaged.end()) continue;
+      expect_continues(after, c, ids[c - 1]);
+    }
+    return o;
+  };
+  for (uint32_t workers : {2u, 3u, 1u}) {
+    const Outcome one = recover(workers, 1);
+    EXPECT_EQ(one.report.threads, 1u);
+    EXPECT_EQ(one.report.restored.at("tcp"), 36u) << one.report.text();
+    EXPECT_EQ(one.report.discarded.at("torn"), 2u) << one.report.text();
+    EXPECT_EQ(one.report.discarded.at("unknown_schema"), 2u) << one.report.text();
+    EXPECT_EQ(one.new_bases, 36u);
+    const Outcome two = recover(workers, 2);
+    // Never more threads than workers before (2) or now.
+    EXPECT_EQ(two.report.threads, std::min(workers, 2u)) << "workers " << workers;
+    EXPECT_EQ(two.report.to_json()["threads"], two.report.threads);
+    EXPECT_NE(two.report.text().find(" on " + std::to_string(two.report.threads) + " thread"),
+              std::string::npos)
+        << two.report.text();
+    EXPECT_EQ(two.report.restored, one.report.restored) << "workers " << workers;
+    EXPECT_EQ(two.report.discarded, one.report.discarded) << "workers " << workers;
+    EXPECT_EQ(two.ids, one.ids) << "workers " << workers;
+    EXPECT_EQ(two.new_bases, one.new_bases) << "workers " << workers;
+  }
+}
+
 TEST(Recovery, DamagedSlotsAreCountedAndDiscardedNeverTrusted) {
   FakeStore store(1, 1);
   Dataplane before(1, kEpoch, &store);
