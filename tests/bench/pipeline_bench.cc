@@ -30,12 +30,14 @@
 //                                     second, into the same table holding
 //                                     0.5M-1M live connections, the paced
 //                                     cleaner expiring them (SYN_SENT 1 s)
-//   recovery/conns:N/workers:AtoB[/prefaulted]
+//   recovery/conns:N/workers:AtoB[/prefaulted[/threads:1]]
 //                                     recover_connections of N established
 //                                     TCP connections checkpointed by A
 //                                     workers into B fresh pipelines, writing
 //                                     into a freshly punched set (prefaulted:
-//                                     one whose pages are all present)
+//                                     one whose pages are all present), on
+//                                     as many threads as it finds cores
+//                                     (threads:1: on one)
 //   checkpoint/bytes_per_connection   store bytes per connection (counters)
 //
 // One benchmark iteration is one burst of 32 frames (recovery: one
@@ -887,7 +889,7 @@ struct Recovery : Scenario {
 // punched), which takes the page faults of the write phase out: how much of
 // it they are.
 void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t after,
-                 bool prefaulted) {
+                 bool prefaulted, uint32_t threads) {
   auto& s = scenario<Recovery>("recovery/" + std::to_string(n) + "/" + std::to_string(before),
                                [n, before] { return Recovery::build(n, before); });
   const ckpt::RegionSet target = s.target(after);
@@ -916,8 +918,9 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
       raw.push_back(pipelines.back().get());
     }
 
-    const ckpt::RecoveryReport report = ckpt::recover_connections(
-        s.store->data(), s.store->bytes(), s.store->fd(), s.crashed, raw, kRecoveryEpoch);
+    const ckpt::RecoveryReport report =
+        ckpt::recover_connections(s.store->data(), s.store->bytes(), s.store->fd(), s.crashed, raw,
+                                  kRecoveryEpoch, ckpt::RecoveryOptions{threads});
     state.SetIterationTime(report.total_ms / 1e3);
 
     if (report.restored_total() != n || !report.discarded.empty()) {
@@ -925,6 +928,7 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
     }
     for (const auto& [phase, ms] : report.phase_ms) phase_sum[phase] += ms;
     total_sum += report.total_ms;
+    state.counters["threads"] = report.threads;
   }
   const auto avg = [](double v) {
     return benchmark::Counter(v, benchmark::Counter::kAvgIterations);
@@ -1018,10 +1022,16 @@ void register_benchmarks() {
         // Enough recoveries per repetition to take some 200k connections' time.
         const auto iterations =
             static_cast<benchmark::IterationCount>(std::max<size_t>(1, 200'000 / n));
-        benchmark::RegisterBenchmark(name.c_str(), bm_recovery, n, r.before, r.after, prefaulted)
-            ->Unit(benchmark::kMillisecond)
-            ->UseManualTime()
-            ->Iterations(iterations);
+        // With as many workers as cores to spare (here two), the rebuild
+        // runs on a thread per worker; threads:1 is the same on one.
+        for (uint32_t threads : {0u, 1u}) {
+          if (threads == 1 && !(prefaulted && r.before == 2 && r.after == 2)) continue;
+          benchmark::RegisterBenchmark((name + (threads == 1 ? "/threads:1" : "")).c_str(),
+                                       bm_recovery, n, r.before, r.after, prefaulted, threads)
+              ->Unit(benchmark::kMillisecond)
+              ->UseManualTime()
+              ->Iterations(iterations);
+        }
       }
     }
   }
