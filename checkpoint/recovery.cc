@@ -28,12 +28,12 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-// A slot worth looking at: holding something, and not torn (which is
-// counted). Its header goes to *header and its payload's first sizeof(T)
-// bytes, copied once, to *payload (read_slot_as).
 // Discarded slots and connections, per reason.
 using Discards = std::map<std::string, uint64_t>;
 
+// A slot worth looking at: holding something, and not torn (which is
+// counted). Its header goes to *header and its payload's first sizeof(T)
+// bytes, copied once, to *payload (read_slot_as).
 template <typename T>
 bool read_stable(const MappedRegion& r, uint32_t i, SlotHeader* header, T* payload,
                  Discards* discarded) {

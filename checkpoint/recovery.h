@@ -45,7 +45,7 @@ struct RecoveryReport {
   uint32_t epoch = 0;
   uint32_t workers_before = 0;
   uint32_t workers_now = 0;
-  uint32_t threads = 0;                         // that rebuilt the connections and wrote them
+  uint32_t threads = 0;  // that rebuilt and wrote the connections (0: not known)
   std::map<std::string, uint64_t> restored;     // connections, per layer-4 protocol
   std::map<std::string, uint64_t> restored_l7;  // of those, followed by a layer-7 module
   uint64_t sip_calls = 0;                       // SIP calls restored into those sessions
