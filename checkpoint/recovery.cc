@@ -330,11 +330,6 @@ class Rebuilder {
   Rebuilder(const Rebuilder&) = delete;
   Rebuilder& operator=(const Rebuilder&) = delete;
 
-  // Old base slots [first, end) of old worker w.
-  void scan(uint32_t w, uint32_t first, uint32_t end) {
-    for (uint32_t i = first; i < end; ++i) slot(w, i);
-  }
-
   // Old base slot i of old worker w.
   void slot(uint32_t w, uint32_t i) {
     const MappedRegion& base = r_.old[w][kBaseModule];
@@ -651,7 +646,8 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
       if (base.slots == nullptr) continue;
       rebuild.placed[w].assign(base.slot_count, kNone);
       rebuild.taken[w].assign(base.slot_count, kNoModule);
-      for (const auto& [first, end] : data[w][kBaseModule]) rebuilder.scan(w, first, end);
+      for (const auto& [first, end] : data[w][kBaseModule])
+        for (uint32_t i = first; i < end; ++i) rebuilder.slot(w, i);
     }
   });
   {
@@ -672,7 +668,8 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
     related.insert(related.end(), share.related.begin(), share.related.end());
     followed.insert(followed.end(), share.followed.begin(), share.followed.end());
   }
-  std::vector<std::vector<uint64_t>>& placed = rebuild.placed;
+  const auto& placed = rebuild.placed;
+  const auto& taken = rebuild.taken;
   SlotRead s;
   report.phase_ms["connections"] = ms_since(phase);
 
@@ -686,7 +683,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
       if (r.slots == nullptr) continue;
       for (const auto& [first, end] : data[w][m])
         for (uint32_t i = first; i < end; ++i) {
-          if (i < rebuild.taken[w].size() && rebuild.taken[w][i] == m) continue;
+          if (i < taken[w].size() && taken[w][i] == m) continue;
           if (read_stable(r, i, &s, &report.discarded)) ++report.discarded["orphan_slice"];
         }
     }
