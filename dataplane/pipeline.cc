@@ -1000,26 +1000,21 @@ void Pipeline::admits(const uint32_t* positions, uint32_t n, bool* allowed) cons
 void Pipeline::admits(const Connection* const* conns, uint32_t n, bool* allowed) const {
   // Each connection's first packet as the opener sent it, from the port it
   // arrived on: what policy judged then is judged again, a burst at a time.
-  ParsedPacket packets[Policy::kMaxBulk];
-  const ParsedPacket* ptrs[Policy::kMaxBulk];
+  Policy::Query queries[Policy::kMaxBulk];
   Policy::Match matches[Policy::kMaxBulk];
   for (uint32_t done = 0; done < n; done += Policy::kMaxBulk) {
     const uint32_t k = std::min(n - done, Policy::kMaxBulk);
     for (uint32_t i = 0; i < k; ++i) {
       const Connection& c = *conns[done + i];
-      ParsedPacket& p = packets[i];
-      p.kind = FrameKind::ip;
-      p.ip_version = c.key.lo.is_v4() ? 4 : 6;
-      p.proto = c.key.proto;
-      p.zone = c.key.zone;
-      p.side = c.origin_side();
-      p.src = c.addr(Dir::original);
-      p.dst = c.addr(Dir::reply);
-      p.sport = c.port(Dir::original);
-      p.dport = c.port(Dir::reply);
-      ptrs[i] = &p;
+      queries[i] = {.src = c.addr(Dir::original),
+                    .dst = c.addr(Dir::reply),
+                    .sport = c.port(Dir::original),
+                    .dport = c.port(Dir::reply),
+                    .proto = c.key.proto,
+                    .ip_version = static_cast<uint8_t>(c.key.lo.is_v4() ? 4 : 6),
+                    .side = c.origin_side()};
     }
-    policy_->classify_bulk(ptrs, k, matches);
+    policy_->classify_bulk(queries, k, matches);
     for (uint32_t i = 0; i < k; ++i) allowed[done + i] = matches[i].action == Action::allow;
   }
 }

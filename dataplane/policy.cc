@@ -285,7 +285,8 @@ Policy::~Policy() {
 
 namespace {
 
-void fill_input(const ParsedPacket& p, AclInputV4* in) {
+template <typename P>
+void fill_input(const P& p, AclInputV4* in) {
   *in = AclInputV4{};
   in->proto = p.proto;
   in->side = bswap32(p.side == Side::inside ? kSideBitInside : kSideBitOutside);
@@ -295,7 +296,8 @@ void fill_input(const ParsedPacket& p, AclInputV4* in) {
   in->dport = bswap16(p.dport);
 }
 
-void fill_input(const ParsedPacket& p, AclInputV6* in) {
+template <typename P>
+void fill_input(const P& p, AclInputV6* in) {
   *in = AclInputV6{};
   in->proto = p.proto;
   in->side = bswap32(p.side == Side::inside ? kSideBitInside : kSideBitOutside);
@@ -313,21 +315,22 @@ Policy::Match Policy::match_of(uint32_t result) const {
   return {index, rules_[index].action};
 }
 
-template <typename Input>
-void Policy::classify_family(const rte_acl_ctx* ctx, const ParsedPacket* const* packets, uint32_t n,
-                             int version, Match* out) const {
+template <typename Input, typename At>
+void Policy::classify_family(const rte_acl_ctx* ctx, const At& at, uint32_t n, int version,
+                             Match* out) const {
   Input in[kMaxBulk];
   const uint8_t* data[kMaxBulk];
   uint32_t results[kMaxBulk];
   uint32_t index[kMaxBulk];
   uint32_t k = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    if (packets[i]->ip_version != version) continue;
+    const auto& p = at(i);
+    if (p.ip_version != version) continue;
     if (ctx == nullptr) {
       out[i] = match_of(0);
       continue;
     }
-    fill_input(*packets[i], &in[k]);
+    fill_input(p, &in[k]);
     data[k] = reinterpret_cast<const uint8_t*>(&in[k]);
     index[k++] = i;
   }
@@ -339,8 +342,15 @@ void Policy::classify_family(const rte_acl_ctx* ctx, const ParsedPacket* const* 
 }
 
 void Policy::classify_bulk(const ParsedPacket* const* packets, uint32_t n, Match* out) const {
-  classify_family<AclInputV4>(v4_, packets, n, 4, out);
-  classify_family<AclInputV6>(v6_, packets, n, 6, out);
+  const auto at = [packets](uint32_t i) -> const ParsedPacket& { return *packets[i]; };
+  classify_family<AclInputV4>(v4_, at, n, 4, out);
+  classify_family<AclInputV6>(v6_, at, n, 6, out);
+}
+
+void Policy::classify_bulk(const Query* queries, uint32_t n, Match* out) const {
+  const auto at = [queries](uint32_t i) -> const Query& { return queries[i]; };
+  classify_family<AclInputV4>(v4_, at, n, 4, out);
+  classify_family<AclInputV6>(v6_, at, n, 6, out);
 }
 
 Policy::Match Policy::classify(const ParsedPacket& p) const {

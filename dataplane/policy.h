@@ -74,15 +74,31 @@ class Policy {
   static constexpr uint32_t kMaxBulk = 64;
   void classify_bulk(const ParsedPacket* const* packets, uint32_t n, Match* out) const;
 
+  // What classify reads of a packet, for judging a connection that exists
+  // without one (recovery re-checks every restored connection, a rule
+  // reload every live one): 40 bytes to fill, where a ParsedPacket is 176
+  // to construct.
+  struct Query {
+    IpAddr src;
+    IpAddr dst;
+    uint16_t sport;
+    uint16_t dport;
+    uint8_t proto;
+    uint8_t ip_version;  // 4 or 6
+    Side side;
+  };
+  void classify_bulk(const Query* queries, uint32_t n, Match* out) const;
+
   const std::vector<Rule>& rules() const { return rules_; }
   Action default_action() const { return default_action_; }
 
  private:
   Policy() = default;
   Match match_of(uint32_t acl_result) const;
-  template <typename Input>
-  void classify_family(const rte_acl_ctx* ctx, const ParsedPacket* const* packets, uint32_t n,
-                       int version, Match* out) const;
+  // at(i): the i-th packet or query (anything with Query's fields).
+  template <typename Input, typename At>
+  void classify_family(const rte_acl_ctx* ctx, const At& at, uint32_t n, int version,
+                       Match* out) const;
 
   std::vector<Rule> rules_;
   Action default_action_ = Action::deny;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -408,6 +409,58 @@ TEST(Policy, SeveralPoliciesCoexist) {
   EXPECT_EQ(second->classify(p).action, Action::deny);
   second.reset();
   EXPECT_EQ(first->classify(p).action, Action::allow);
+}
+
+TEST(Policy, QueriesClassifyAsTheirPacketsDo) {
+  // A batch of queries, both families mixed and in no order, gets what
+  // each query's packet gets on its own.
+  Rule ssh_in = deny();
+  ssh_in.side = SideMatch::outside;
+  ssh_in.protocol = kProtoTcp;
+  ssh_in.dst_ports = {{22, 22}};
+  Rule web = allow();
+  web.protocol = kProtoTcp;
+  web.dst = {cidr("192.0.2.0/24"), cidr("2001:db8:1::/48")};
+  web.dst_ports = {{80, 80}, {443, 443}};
+  Rule dns = allow();
+  dns.protocol = kProtoUdp;
+  dns.side = SideMatch::inside;
+  dns.src = {cidr("10.0.0.0/8"), cidr("fd00::/8")};
+  dns.dst_ports = {{53, 53}};
+  Rule v6_out = allow();
+  v6_out.side = SideMatch::inside;
+  v6_out.src = {cidr("fd00::/8")};
+  auto policy = compile({ssh_in, web, dns, v6_out});
+  ASSERT_NE(policy, nullptr);
+
+  const ParsedPacket cases[] = {
+      packet("10.0.0.1", 40000, "192.0.2.5", 443),
+      packet("10.0.0.1", 40000, "192.0.2.5", 22, kProtoTcp, Side::outside),
+      packet("fd00::5", 40000, "2001:db8:1::9", 80),
+      packet("10.0.0.1", 40000, "198.51.100.1", 53, kProtoUdp),
+      packet("10.0.0.1", 40000, "198.51.100.1", 53, kProtoUdp, Side::outside),
+      packet("fd00::5", 5353, "2001:db8:2::1", 53, kProtoUdp),
+      packet("fd00::5", 40000, "2001:db8:2::1", 22, kProtoTcp, Side::outside),
+      packet("2001:db8:2::1", 40000, "fd00::5", 8080, kProtoTcp, Side::outside),
+      packet("192.0.2.7", 80, "10.0.0.1", 40000, kProtoTcp, Side::outside),
+      packet("fd00::5", 0, "2001:db8:2::1", 0, kProtoIcmpV6),
+  };
+  std::vector<Policy::Query> queries;
+  std::vector<int32_t> want;
+  for (uint32_t i = 0; i < Policy::kMaxBulk; ++i) {
+    const ParsedPacket& p = cases[(i * 7) % std::size(cases)];
+    queries.push_back({p.src, p.dst, p.sport, p.dport, p.proto, p.ip_version, p.side});
+    want.push_back(matched(*policy, p));
+  }
+  std::vector<Policy::Match> got(queries.size());
+  policy->classify_bulk(queries.data(), static_cast<uint32_t>(queries.size()), got.data());
+  std::set<int32_t> seen;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    EXPECT_EQ(got[i].rule, want[i]) << i;
+    EXPECT_EQ(got[i].action, want[i] < 0 ? Action::deny : policy->rules()[want[i]].action) << i;
+    seen.insert(want[i]);
+  }
+  EXPECT_EQ(seen, (std::set<int32_t>{-1, 0, 1, 2, 3}));  // every rule and the default
 }
 
 }  // namespace
