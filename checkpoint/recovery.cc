@@ -58,10 +58,9 @@ bool base_valid(const BaseSlice& b, const FlowKey& k, uint64_t conn_id, uint32_t
   }
   if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp && l4 != ModuleId::udp) return false;
   if (k.lo.is_v4() != k.hi.is_v4()) return false;
-  // Canonical order, as make_flow_key builds it.
-  bool lo_first = false;
-  const FlowKey again = make_flow_key(k.lo, k.lo_port, k.hi, k.hi_port, k.proto, k.zone, &lo_first);
-  return lo_first && again == k;
+  // Canonical order, as make_flow_key builds it: its padding is zero, as
+  // store_key leaves it.
+  return canonical_order(k);
 }
 
 // Reads the layer-4 slice of connection conn_id from slot i of region r

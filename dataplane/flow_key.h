@@ -31,6 +31,22 @@ struct FlowKey {
 static_assert(sizeof(FlowKey) == 48);
 static_assert(std::is_trivially_copyable_v<FlowKey>);
 
+namespace flow_detail {
+
+// Whether endpoint (a, a_port) sorts before or equal to (b, b_port): the
+// lexicographic order of the 16 address bytes, then the port, as two
+// big-endian 64-bit compares (memcmp's ordering result is a libc call).
+inline bool sorts_first(const uint64_t a[2], uint16_t a_port, const uint64_t b[2],
+                        uint16_t b_port) {
+  const uint64_t a_hi = __builtin_bswap64(a[0]);
+  const uint64_t a_lo = __builtin_bswap64(a[1]);
+  const uint64_t b_hi = __builtin_bswap64(b[0]);
+  const uint64_t b_lo = __builtin_bswap64(b[1]);
+  return a_hi != b_hi ? a_hi < b_hi : a_lo != b_lo ? a_lo < b_lo : a_port <= b_port;
+}
+
+}  // namespace flow_detail
+
 // Builds the canonical key for a packet from src to dst. Sets *src_is_lo to
 // whether the packet's source is the key's lo endpoint.
 //
@@ -49,13 +65,7 @@ inline FlowKey make_flow_key(const IpAddr& src, uint16_t sport, const IpAddr& ds
   uint64_t s[2], d[2];
   std::memcpy(s, src.bytes.data(), 16);
   std::memcpy(d, dst.bytes.data(), 16);
-  // Lexicographic order of the 16 address bytes, then the port, as two
-  // big-endian 64-bit compares (memcmp's ordering result is a libc call).
-  const uint64_t s_hi = __builtin_bswap64(s[0]);
-  const uint64_t s_lo = __builtin_bswap64(s[1]);
-  const uint64_t d_hi = __builtin_bswap64(d[0]);
-  const uint64_t d_lo = __builtin_bswap64(d[1]);
-  const bool lo = s_hi != d_hi ? s_hi < d_hi : s_lo != d_lo ? s_lo < d_lo : sport <= dport;
+  const bool lo = flow_detail::sorts_first(s, sport, d, dport);
   *src_is_lo = lo;
   const uint64_t m = uint64_t{0} - static_cast<uint64_t>(lo);  // all ones: src is lo
   uint64_t w[6];
@@ -70,6 +80,14 @@ inline FlowKey make_flow_key(const IpAddr& src, uint16_t sport, const IpAddr& ds
   FlowKey k;
   std::memcpy(static_cast<void*>(&k), w, sizeof k);
   return k;
+}
+
+// Whether k's endpoints are in the order make_flow_key puts them (lo first).
+inline bool canonical_order(const FlowKey& k) {
+  uint64_t lo[2], hi[2];
+  std::memcpy(lo, k.lo.bytes.data(), 16);
+  std::memcpy(hi, k.hi.bytes.data(), 16);
+  return flow_detail::sorts_first(lo, k.lo_port, hi, k.hi_port);
 }
 
 }  // namespace holdfast

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace holdfast {
@@ -49,6 +50,37 @@ TEST(FlowKey, SameAddressOrdersByPort) {
   const FlowKey k2 = make_flow_key(a, 80, a, 5000, kProtoUdp, 0, &lo);
   EXPECT_TRUE(lo);
   EXPECT_EQ(k1, k2);
+}
+
+TEST(FlowKey, CanonicalOrderIsWhatMakeFlowKeyBuilds) {
+  // Every key make_flow_key builds is in canonical order, and the same key
+  // with its endpoints swapped is not, unless they are equal.
+  const IpAddr v4a = IpAddr::from_v4_host(0x0a000001u);
+  const IpAddr v4b = IpAddr::from_v4_host(0x0a000100u);  // differs in a later byte
+  const IpAddr v6a = *IpAddr::parse("2001:db8::1");
+  const IpAddr v6b = *IpAddr::parse("2001:db8::1:0");  // differs in the second half only
+  const IpAddr v6c = *IpAddr::parse("2001:db9::");     // differs in the first half
+  const std::pair<IpAddr, IpAddr> pairs[] = {{v4a, v4b}, {v4b, v4a}, {v6a, v6b},
+                                             {v6b, v6a}, {v6a, v6c}, {v6c, v6b}};
+  const std::pair<uint16_t, uint16_t> ports[] = {{80, 40000}, {40000, 80}, {7, 7}};
+  for (const auto& [src, dst] : pairs) {
+    for (const auto& [sport, dport] : ports) {
+      bool lo = false;
+      const FlowKey k = make_flow_key(src, sport, dst, dport, kProtoTcp, 0, &lo);
+      EXPECT_TRUE(canonical_order(k));
+      FlowKey swapped = k;
+      std::swap(swapped.lo, swapped.hi);
+      std::swap(swapped.lo_port, swapped.hi_port);
+      EXPECT_FALSE(canonical_order(swapped));
+    }
+    bool lo = false;
+    const FlowKey same = make_flow_key(src, 9, src, 9, kProtoUdp, 0, &lo);
+    EXPECT_TRUE(canonical_order(same));
+    FlowKey by_port = make_flow_key(src, 9, src, 10, kProtoUdp, 0, &lo);
+    EXPECT_TRUE(canonical_order(by_port));
+    std::swap(by_port.lo_port, by_port.hi_port);
+    EXPECT_FALSE(canonical_order(by_port));
+  }
 }
 
 TEST(FlowKey, ZoneAndProtocolSeparateFlows) {
