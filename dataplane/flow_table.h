@@ -176,25 +176,21 @@ class HashedTable {
   // index with the entry zeroed but for the key, or -1 when the table is
   // full.
   int32_t insert(const Key& key, uint32_t h) {
-    if (free_count_ == 0) return -1;
-    const uint16_t sig = table_detail::signature(h);
-    uint32_t b = h & mask_;
-    uint32_t open = table_detail::slots_with(buckets_[b], 0);
-    while (open == 0) {  // ends: the slots outnumber the keys
-      ++buckets_[b].overflow;
-      b = (b + 1) & mask_;
-      open = table_detail::slots_with(buckets_[b], 0);
-    }
-    const uint32_t pos = free_[--free_count_];
-    const uint32_t slot = table_detail::first_slot(open);
-    buckets_[b].sig[slot] = sig;
-    buckets_[b].pos[slot] = pos;
+    const int32_t pos = claim(h);
+    if (pos < 0) return -1;
     zero_entry(entries_[pos]);
     entries_[pos].key = key;
-    ++size_;
-    return static_cast<int32_t>(pos);
+    return pos;
   }
   int32_t insert(const Key& key) { return insert(key, hash(key)); }
+  // The same for a whole entry (its key not in the table, h = hash of it),
+  // written once: recovery's restore, which would otherwise zero the entry
+  // and then overwrite it.
+  int32_t insert_entry(const Entry& e, uint32_t h) {
+    const int32_t pos = claim(h);
+    if (pos >= 0) entries_[pos] = e;
+    return pos;
+  }
   // Removes the entry at index, which must be in use.
   void erase(uint32_t index) {
     Entry& e = entries_[index];
@@ -254,6 +250,26 @@ class HashedTable {
 
  private:
   HashedTable() = default;
+
+  // A free entry for a key of hash h, entered in the first bucket from
+  // h's home with an open slot; the entry is left as it was. -1: full.
+  int32_t claim(uint32_t h) {
+    if (free_count_ == 0) return -1;
+    const uint16_t sig = table_detail::signature(h);
+    uint32_t b = h & mask_;
+    uint32_t open = table_detail::slots_with(buckets_[b], 0);
+    while (open == 0) {  // ends: the slots outnumber the keys
+      ++buckets_[b].overflow;
+      b = (b + 1) & mask_;
+      open = table_detail::slots_with(buckets_[b], 0);
+    }
+    const uint32_t pos = free_[--free_count_];
+    const uint32_t slot = table_detail::first_slot(open);
+    buckets_[b].sig[slot] = sig;
+    buckets_[b].pos[slot] = pos;
+    ++size_;
+    return static_cast<int32_t>(pos);
+  }
 
   static bool equal(const Key& a, const Key& b) {
     uint64_t diff = 0;

@@ -858,9 +858,8 @@ void Pipeline::forget_checkpoint(const Connection& c, uint32_t index) {
 int32_t Pipeline::restore(const Connection& staged, uint32_t hash, bool* duplicate) {
   *duplicate = flows_->lookup(staged.key, hash) >= 0;
   if (*duplicate) return -1;
-  const int32_t pos = flows_->insert(staged.key, hash);
+  const int32_t pos = flows_->insert_entry(staged, hash);
   if (pos < 0) return -1;
-  flows_->at(static_cast<uint32_t>(pos)) = staged;
   ++counters_.restored[slot(staged.l4)];
   return pos;
 }

@@ -113,6 +113,37 @@ TEST(FlowTable, InsertLookupErase) {
   EXPECT_FALSE(t->at(static_cast<uint32_t>(pos)).in_use());
 }
 
+TEST(FlowTable, InsertEntryWritesTheWholeEntryOnce) {
+  auto t = table(64);
+  ASSERT_NE(t, nullptr);
+  // Leave state behind in the entries, so what insert_entry hands out is
+  // not already zero.
+  for (uint32_t n = 1; n <= 64; ++n) {
+    const int32_t p = t->insert(key(n));
+    ASSERT_GE(p, 0);
+    t->at(static_cast<uint32_t>(p)).packets[0] = 1000 + n;
+  }
+  for (uint32_t n = 1; n <= 64; ++n) t->erase(static_cast<uint32_t>(t->lookup(key(n))));
+
+  for (uint32_t n = 100; n < 100 + 64; ++n) {
+    Connection c{};
+    c.key = key(n);
+    c.id = n;
+    c.last_seen_ms = 7 * n;
+    c.packets[1] = 3;
+    const int32_t p = t->insert_entry(c, FlowTable::hash(c.key));
+    ASSERT_GE(p, 0) << n;
+    EXPECT_EQ(t->lookup(key(n)), p);
+    EXPECT_EQ(std::memcmp(&t->at(static_cast<uint32_t>(p)), &c, sizeof c), 0) << n;
+  }
+  EXPECT_EQ(t->size(), 64u);
+  Connection extra{};
+  extra.key = key(500);
+  EXPECT_LT(t->insert_entry(extra, FlowTable::hash(extra.key)), 0);  // full
+  EXPECT_EQ(t->size(), 64u);
+  EXPECT_LT(t->lookup(key(500)), 0);
+}
+
 TEST(FlowTable, InsertedEntryIsZeroedEvenWhenReused) {
   auto t = table(64);
   ASSERT_NE(t, nullptr);
