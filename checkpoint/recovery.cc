@@ -47,7 +47,8 @@ bool read_stable(const MappedRegion& r, uint32_t i, SlotRead* out, Discards* dis
   return out->stable;
 }
 
-// k: key_of(b).
+// k: key_of(b), or store_key's, whose padding is zero by construction:
+// only the order of its endpoints is left to check.
 bool base_valid(const BaseSlice& b, const FlowKey& k, uint64_t conn_id, uint32_t epoch_now) {
   const uint64_t epoch = conn_id >> kConnCounterBits;
   if (epoch == 0 || epoch >= epoch_now) return false;  // IDs come from earlier epochs only
@@ -58,8 +59,7 @@ bool base_valid(const BaseSlice& b, const FlowKey& k, uint64_t conn_id, uint32_t
   }
   if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp && l4 != ModuleId::udp) return false;
   if (k.lo.is_v4() != k.hi.is_v4()) return false;
-  // Canonical order, as make_flow_key builds it: its padding is zero, as
-  // store_key leaves it.
+  // Canonical order, as make_flow_key builds it.
   return canonical_order(k);
 }
 
