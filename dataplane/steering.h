@@ -13,8 +13,10 @@
 // (i % kRetaSpan) % workers) the NIC already delivers almost every packet to
 // its owner; a worker hands the rest to their owner over a ring.
 //
-// The hash is linear over GF(2), so it is computed with one table lookup
-// per input byte instead of a loop over bits (8 lookups for IPv4).
+// The hash is linear over GF(2), and as the key repeats every 16 bits a
+// byte's part in it depends only on whether its offset is even or odd: it
+// is computed by folding the input to two bytes by XOR and looking both up
+// in a 2 KiB table (steering.cc), instead of a loop over bits.
 #pragma once
 
 #include <array>

@@ -39,6 +39,11 @@
 //                                     as many threads as it finds cores
 //                                     (threads:1: on one)
 //   checkpoint/bytes_per_connection   store bytes per connection (counters)
+//   steering/owner/ipv4|ipv6          the owner of an address pair
+//                                     (address_pair_hash, then the RETA),
+//                                     as a worker of several asks for every
+//                                     packet it receives: 4096 random pairs
+//                                     in a loop, 32 per iteration
 //
 // One benchmark iteration is one burst of 32 frames (recovery: one
 // recovery, timed manually). The machine this runs
@@ -939,6 +944,37 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
 }
 
+void bm_steering(benchmark::State& state, bool v6) {
+  std::mt19937 rng(5);
+  std::vector<std::pair<IpAddr, IpAddr>> pairs(4096);
+  for (auto& [src, dst] : pairs) {
+    for (IpAddr* a : {&src, &dst}) {
+      if (v6) {
+        for (uint8_t& b : a->bytes) b = static_cast<uint8_t>(rng());
+        a->bytes[0] = 0x20;
+      } else {
+        *a = IpAddr::from_v4_host(static_cast<uint32_t>(rng()));
+      }
+    }
+  }
+  TscMeter meter(state);
+  uint64_t packets = 0;
+  uint32_t owners = 0;
+  size_t next = 0;
+  meter.start();
+  for (auto _ : state) {
+    for (uint16_t i = 0; i < kBurst; ++i) {
+      const auto& [src, dst] = pairs[next++ % pairs.size()];
+      owners += worker_for_hash(address_pair_hash(src, dst), 4);
+    }
+    packets += kBurst;
+    meter.burst_done();
+  }
+  meter.stop();
+  benchmark::DoNotOptimize(owners);
+  report(state, packets, meter);
+}
+
 // Bytes a connection takes in the store: the slots of its base and layer-4
 // module, and what a whole region set costs per connection slot (every
 // region of a set is allocated per worker at the flow table's capacity,
@@ -1034,6 +1070,10 @@ void register_benchmarks() {
         }
       }
     }
+  }
+  for (bool v6 : {false, true}) {
+    common(benchmark::RegisterBenchmark(v6 ? "steering/owner/ipv6" : "steering/owner/ipv4",
+                                        bm_steering, v6));
   }
   for (uint32_t slots : {uint32_t{65'536}, capacity_for(kMaxConnections)}) {
     const std::string name = "checkpoint/bytes_per_connection/slots:" + std::to_string(slots);
