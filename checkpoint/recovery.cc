@@ -282,10 +282,15 @@ struct Rebuild {
   const std::vector<std::array<Runs, kModuleSlots>>& data;
   const std::vector<Pipeline*>& pipelines;
   uint32_t epoch_now;
-  std::vector<std::vector<uint64_t>> placed;     // old slot -> new worker << 32 | pos
-  std::vector<std::vector<uint8_t>> taken;       // old slot -> the module whose slice
-                                                 // there its base took (kNoModule: none)
-  std::vector<std::vector<uint32_t>> positions;  // restored, per new worker
+  std::vector<std::vector<uint64_t>> placed;  // old slot -> new worker << 32 | pos
+  std::vector<std::vector<uint8_t>> taken;    // old slot -> the module whose slice
+                                              // there its base took (kNoModule: none)
+  // Restored, per new worker, each list on a cache line of its own: the
+  // threads push to theirs at every connection.
+  struct alignas(64) Positions {
+    std::vector<uint32_t> list;
+  };
+  std::vector<Positions> positions;
 };
 
 // One thread's findings, added to the report once every thread is done.
@@ -422,7 +427,7 @@ class Rebuilder {
           continue;
         }
         placed = uint64_t{owner} << 32 | static_cast<uint32_t>(pos);
-        r_.positions[owner].push_back(static_cast<uint32_t>(pos));
+        r_.positions[owner].list.push_back(static_cast<uint32_t>(pos));
         ++out_.restored[static_cast<size_t>(c.l4)];
         const At at{owner, static_cast<uint32_t>(pos)};
         if (c.master_id != 0) out_.related.push_back(at);
@@ -834,7 +839,7 @@ RecoveryReport recover_connections(const uint8_t* store, uint64_t store_bytes, i
   if (prefault) prefault->join();
   run_team(cores, threads, [&](uint32_t t) {
     for (uint32_t w = t; w < workers; w += threads) {
-      pipelines[w]->checkpoint_restored(rebuild.positions[w]);
+      pipelines[w]->checkpoint_restored(rebuild.positions[w].list);
     }
   });
   report.phase_ms["write"] = ms_since(phase);
