@@ -11,8 +11,8 @@ namespace {
 
 // DPDK's software Toeplitz hash (rte_softrss: a loop over the input's set
 // bits) of the addresses as a NIC takes them, source then destination, in
-// 32-bit words of network order: the reference address_pair_hash must
-// equal for the NIC to deliver a connection's packets to its owner.
+// 32-bit words of network order: what address_pair_hash must equal for
+// the NIC to deliver a connection's packets to their owner.
 uint32_t nic_hash(const IpAddr& src, const IpAddr& dst) {
   uint32_t words[8];
   uint32_t n = 0;
@@ -52,10 +52,10 @@ TEST(Steering, HashIsTheToeplitzHashANicComputes) {
   // Each single bit of the input on its own, where a mistake in the part
   // of one byte position cannot hide behind the others.
   for (size_t bit = 0; bit < 64; ++bit) {
-    uint32_t halves[2] = {0, 0};
-    halves[bit / 32] = 0x80000000u >> (bit % 32);
-    const IpAddr s = IpAddr::from_v4_host(halves[0]);
-    const IpAddr d = IpAddr::from_v4_host(halves[1]);
+    uint32_t hosts[2] = {0, 0};
+    hosts[bit / 32] = 0x80000000u >> (bit % 32);
+    const IpAddr s = IpAddr::from_v4_host(hosts[0]);
+    const IpAddr d = IpAddr::from_v4_host(hosts[1]);
     EXPECT_EQ(address_pair_hash(s, d), nic_hash(s, d)) << "IPv4 input bit " << bit;
   }
   for (size_t bit = 0; bit < 256; ++bit) {
