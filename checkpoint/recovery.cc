@@ -59,7 +59,6 @@ bool base_valid(const BaseSlice& b, const FlowKey& k, uint64_t conn_id, uint32_t
   }
   if ((b.flags & Connection::kHasL7) && l4 != ModuleId::tcp && l4 != ModuleId::udp) return false;
   if (k.lo.is_v4() != k.hi.is_v4()) return false;
-  // Canonical order, as make_flow_key builds it.
   return canonical_order(k);
 }
 
