@@ -4,13 +4,14 @@
 //   1. connections, base layers first: every stable base slot, with the
 //      layer-4 slice in the same old slot of its module's region (same
 //      connection ID, the module's schema version and slice length, and
-//      passing the module's own valid()), and admitted by the current rules,
-//      becomes a connection in the flow table of the worker that now owns
-//      its address pair (the worker count may differ from the crashed
-//      process's); old (worker, slot) -> new (worker, position) is
-//      remembered. A base whose slice did not arrive is not restored. A
-//      related connection (admitted by its master's expectation, not by a
-//      rule) waits for phase 3;
+//      passing the module's own valid()), and admitted by the current rules
+//      (classified again, unless its old worker's rules record says it was
+//      admitted by rules of the current digest), becomes a connection in
+//      the flow table of the worker that now owns its address pair (the
+//      worker count may differ from the crashed process's); old (worker,
+//      slot) -> new (worker, position) is remembered. A base whose slice
+//      did not arrive is not restored. A related connection (admitted by
+//      its master's expectation, not by a rule) waits for phase 3;
 //   2. layer-4 slices no base took are orphans; layer-7 slots have slots of
 //      their own and name the old position of their connection, attached
 //      by connection ID: an FTP slice re-opens its pending expectations; SIP
@@ -53,6 +54,11 @@ struct RecoveryReport {
   uint64_t fragments = 0;                       // fragment records restored
   std::map<std::string, uint64_t> discarded;    // per reason
   std::map<std::string, double> phase_ms;       // connections, layer7, check, fragments, write
+  // Connections a rule admitted, judged by the current rules: classified
+  // again, or known to be admitted by these very rules because their old
+  // worker's rules record holds the current rules' digest.
+  uint64_t rules_classified = 0;
+  uint64_t rules_unchanged = 0;
   double total_ms = 0;
 
   uint64_t restored_total() const;

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "checkpoint/store_format.h"
 #include "dataplane/connection.h"
@@ -89,12 +90,28 @@ inline FlowKey key_of(const BaseSlice& b) {
 }
 
 // Module numbers in the store: kBaseModule, then the ModuleIds (layer 4,
-// then layer 7), the pipeline's fragment records, then SIP's call records
-// (the SIP module's second region: ModuleId::sip holds its sessions).
-inline constexpr size_t kModuleSlots = 9;
+// then layer 7), the pipeline's fragment records, SIP's call records (the
+// SIP module's second region: ModuleId::sip holds its sessions), then the
+// worker's rules record.
+inline constexpr size_t kModuleSlots = 10;
 inline constexpr uint8_t kFragmentModule = 7;
 inline constexpr uint16_t kFragmentSchema = 1;
 inline constexpr uint8_t kSipCallModule = 8;
+inline constexpr uint8_t kRulesModule = 9;
+inline constexpr uint16_t kRulesSchema = 1;
+
+// The rules record, a worker's one slot of kRulesModule: while it holds a
+// digest, every connection of the worker's slots that was admitted by a
+// rule was admitted by the rules of that digest (Policy::digest), and
+// recovery under rules of the same digest need not classify them again.
+// Empty (erased) while a reload re-checks the table.
+struct RulesRecord {
+  uint64_t digest;
+  uint32_t rules;  // how many (for people reading the store)
+  uint8_t default_action;
+  uint8_t reserved[3];
+};
+static_assert(sizeof(RulesRecord) == 16 && std::is_trivially_copyable_v<RulesRecord>);
 // Slot header connection ID of a fragment record that belongs to no
 // connection (0 would mark the slot empty).
 inline constexpr uint64_t kNoConnection = ~uint64_t{0};

@@ -117,6 +117,7 @@ std::string region_name(uint64_t module) {
   if (module == ckpt::kBaseModule) return "base";
   if (module == ckpt::kFragmentModule) return "fragments";
   if (module == ckpt::kSipCallModule) return "sip calls";
+  if (module == ckpt::kRulesModule) return "rules";
   if (module == static_cast<uint8_t>(ModuleId::ftp)) return "ftp sessions";
   if (module == static_cast<uint8_t>(ModuleId::sip)) return "sip sessions";
   if (module <= static_cast<uint8_t>(ModuleId::other)) {
@@ -154,6 +155,10 @@ std::string report_text(const json& j) {
     r.sip_media_linked = j.value("sip_media_linked", uint64_t{0});
     r.fragments = j.value("fragment_records", uint64_t{0});
     r.discarded = j.value("discarded", r.discarded);
+    if (j.contains("rules") && j["rules"].is_object()) {
+      r.rules_classified = j["rules"].value("classified", uint64_t{0});
+      r.rules_unchanged = j["rules"].value("unchanged", uint64_t{0});
+    }
     r.phase_ms = j.value("phase_ms", r.phase_ms);
     r.total_ms = j.value("total_ms", 0.0);
     std::string text = r.text();

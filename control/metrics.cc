@@ -464,6 +464,7 @@ std::string module_label(const json& m) {
   if (n == ckpt::kBaseModule) return "base";
   if (n == ckpt::kFragmentModule) return "fragments";
   if (n == ckpt::kSipCallModule) return "sip_calls";
+  if (n == ckpt::kRulesModule) return "rules";
   if (n >= static_cast<uint64_t>(ModuleId::tcp) && n <= static_cast<uint64_t>(ModuleId::sip)) {
     return module_name(static_cast<ModuleId>(n));
   }
@@ -519,6 +520,11 @@ void recovery_metrics(Exposition& ex, const std::string& app, const json& report
             {"holdfast_ckptd_recovery_discarded", Type::gauge,
              "Last recovery: slots discarded, by reason (docs/checkpoint.md)"},
             labels, "reason", member(report, "discarded"));
+  add_keyed(ex,
+            {"holdfast_ckptd_recovery_rules", Type::gauge,
+             "Last recovery: connections a rule admitted, classified again or admitted by the "
+             "same rules before the crash"},
+            labels, "judged", member(report, "rules"));
   add_keyed(ex,
             {"holdfast_ckptd_recovery_phase_seconds", Type::gauge,
              "Last recovery: time of each phase", 1000},

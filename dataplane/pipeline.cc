@@ -253,6 +253,29 @@ uint32_t Pipeline::expectation_capacity(const PipelineSettings& settings) {
 void Pipeline::set_policy(const Policy* policy) {
   policy_ = policy;
   rule_hits_.assign(policy->rules().size() + 1, 0);
+  rules_vouch_ = flows_->size() == 0;
+  record_rules();
+}
+
+void Pipeline::set_checkpoint(ckpt::WorkerCheckpoint* w, bool fail_open) {
+  ckpt_ = w;
+  ckpt_fail_open_ = fail_open;
+  record_rules();
+}
+
+void Pipeline::record_rules() {
+  if (ckpt_ == nullptr || policy_ == nullptr || !ckpt_->covers_slot(ckpt::kRulesModule, 0)) {
+    return;
+  }
+  if (!rules_vouch_) {
+    ckpt_->erase(ckpt::kRulesModule, 0);
+    return;
+  }
+  const ckpt::RulesRecord r{policy_->digest(),
+                            static_cast<uint32_t>(policy_->rules().size()),
+                            static_cast<uint8_t>(policy_->default_action()),
+                            {}};
+  ckpt_->put(ckpt::kRulesModule, 0, ckpt::kNoConnection, &r, sizeof r);
 }
 
 void Pipeline::process(const ParsedPacket* packets, uint16_t n, uint64_t now_ns,

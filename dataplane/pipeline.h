@@ -178,7 +178,10 @@ class Pipeline {
   static constexpr uint64_t kSweepPeriodNs = 1'000'000'000;
   void clean_paced(uint64_t now_ns);
 
-  // A new rule set for connections opened from now on.
+  // A new rule set for connections opened from now on. The connections
+  // already in the table are not judged again (a reload, serve_control,
+  // does that), so the rules record vouches for them only if there are
+  // none (record_rules).
   void set_policy(const Policy* policy);
 
   // Serves a request of the control thread (dataplane/control.h), a
@@ -201,10 +204,8 @@ class Pipeline {
   // Checkpoints every state change into w (nullptr: no checkpointing). A
   // new connection whose position has no slot in w is refused
   // (ckpt_store_full), or with fail_open forwarded unprotected and counted.
-  void set_checkpoint(ckpt::WorkerCheckpoint* w, bool fail_open) {
-    ckpt_ = w;
-    ckpt_fail_open_ = fail_open;
-  }
+  // Writes the rules record (ckpt::RulesRecord) into w at once.
+  void set_checkpoint(ckpt::WorkerCheckpoint* w, bool fail_open);
   const ckpt::WorkerCheckpoint* checkpoint() const { return ckpt_; }
 
   // Recovery (control path, before forwarding): adds a connection read from
@@ -291,6 +292,9 @@ class Pipeline {
   bool init_connection(Connection& c, uint32_t index, const ParsedPacket& p, bool src_is_lo,
                        uint64_t master);
   bool checkpointed(uint32_t index) const { return ckpt_ != nullptr && ckpt_->covers(index); }
+  // Writes the current rules' digest into the store's rules record while
+  // rules_vouch_ holds, else erases it.
+  void record_rules();
   void put_l4(const Connection& c, uint32_t index);
   void put_fragment(uint32_t index);
   // May a new connection be opened at index, as far as the store goes?
@@ -356,6 +360,10 @@ class Pipeline {
   const Policy* policy_ = nullptr;
   ConnIdSource* ids_ = nullptr;
   ckpt::WorkerCheckpoint* ckpt_ = nullptr;
+  // Every connection in the table that a rule admitted was admitted (or
+  // re-checked) by policy_: false from set_policy on a table with
+  // connections, and while a reload re-checks them.
+  bool rules_vouch_ = true;
   bool ckpt_fail_open_ = false;
   std::unique_ptr<FlowTable> flows_;
   std::unique_ptr<FragmentTable> fragments_;

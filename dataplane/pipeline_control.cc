@@ -41,7 +41,11 @@ bool Pipeline::serve_control(ControlRequest& r) {
     batched = 0;
   };
   if (r.op == ControlOp::reload && r.cursor == 0) {
-    // The new rules judge every connection opened from here on.
+    // The new rules judge every connection opened from here on. Until the
+    // table is re-checked, the store vouches for no rules: a crash in
+    // between leaves connections of both, and recovery classifies them all.
+    rules_vouch_ = false;
+    record_rules();
     policy_ = r.policy;
     rule_hits_.swap(*r.hits);
   }
@@ -104,7 +108,12 @@ bool Pipeline::serve_control(ControlRequest& r) {
     }
   }
   if (batched != 0) recheck();
-  return r.cursor >= flows_->capacity();
+  const bool done = r.cursor >= flows_->capacity();
+  if (done && r.op == ControlOp::reload) {
+    rules_vouch_ = true;
+    record_rules();
+  }
+  return done;
 }
 
 }  // namespace holdfast

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdio>
+#include <type_traits>
+#include <vector>
 
 #include "dataplane/byteorder.h"
 
@@ -195,6 +197,55 @@ bool build(rte_acl_ctx** out, const char* family, std::vector<AclRule>& acl_rule
   return true;
 }
 
+// FNV-1a, 64 bits, over every field that decides a verdict, each list led
+// by its length so that no two rule sets run together alike. Not a
+// defence against a crafted collision: the rules are the operator's own.
+class Digest {
+ public:
+  template <typename T>
+  void add(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T> && std::has_unique_object_representations_v<T>);
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    for (size_t i = 0; i < sizeof v; ++i) h_ = (h_ ^ p[i]) * 0x100000001b3ULL;
+  }
+  void add(const std::vector<Cidr>& list) {
+    add(static_cast<uint64_t>(list.size()));
+    for (const Cidr& c : list) {
+      add(c.addr.bytes);
+      add(c.prefix);
+      add(static_cast<uint8_t>(c.v4));
+    }
+  }
+  void add(const std::vector<PortRange>& list) {
+    add(static_cast<uint64_t>(list.size()));
+    for (const PortRange& r : list) {
+      add(r.lo);
+      add(r.hi);
+    }
+  }
+  uint64_t value() const { return h_ != 0 ? h_ : 1; }
+
+ private:
+  uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+uint64_t policy_digest(const std::vector<Rule>& rules, Action default_action) {
+  Digest d;
+  d.add(Policy::kSemantics);
+  d.add(default_action);
+  d.add(static_cast<uint64_t>(rules.size()));
+  for (const Rule& r : rules) {
+    d.add(r.side);
+    d.add(static_cast<int32_t>(r.protocol));
+    d.add(r.action);
+    d.add(r.src);
+    d.add(r.dst);
+    d.add(r.src_ports);
+    d.add(r.dst_ports);
+  }
+  return d.value();
+}
+
 }  // namespace
 
 uint64_t Policy::expansion(const Rule& rule) {
@@ -208,6 +259,7 @@ std::unique_ptr<Policy> Policy::compile(std::vector<Rule> rules, Action default_
   std::unique_ptr<Policy> policy(new Policy());
   policy->rules_ = std::move(rules);
   policy->default_action_ = default_action;
+  policy->digest_ = policy_digest(policy->rules_, default_action);
 
   // Check the total before building anything: a rule set far over the
   // limit would otherwise take gigabytes before being refused.

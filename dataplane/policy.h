@@ -92,6 +92,17 @@ class Policy {
   const std::vector<Rule>& rules() const { return rules_; }
   Action default_action() const { return default_action_; }
 
+  // What decides a verdict, digested: every rule's side, protocol,
+  // addresses, ports and action in order, the default action, and
+  // kSemantics. Two policies with the same digest judge every query alike,
+  // so a connection one admitted the other admits too (recovery trusts
+  // that instead of classifying again: docs/checkpoint.md#recovery). Rule
+  // names are left out: they decide nothing. Never 0.
+  uint64_t digest() const { return digest_; }
+  // Raised whenever what a rule means changes (how a field is matched),
+  // so that a digest from before never vouches for rules read anew.
+  static constexpr uint32_t kSemantics = 1;
+
  private:
   Policy() = default;
   Match match_of(uint32_t acl_result) const;
@@ -102,6 +113,7 @@ class Policy {
 
   std::vector<Rule> rules_;
   Action default_action_ = Action::deny;
+  uint64_t digest_ = 0;
   rte_acl_ctx* v4_ = nullptr;  // nullptr: no rule applies to the family
   rte_acl_ctx* v6_ = nullptr;
 };

@@ -30,14 +30,17 @@
 //                                     second, into the same table holding
 //                                     0.5M-1M live connections, the paced
 //                                     cleaner expiring them (SYN_SENT 1 s)
-//   recovery/conns:N/workers:AtoB[/prefaulted[/threads:1]]
+//   recovery/conns:N/workers:AtoB[/prefaulted[/threads:1|/rules:changed]]
 //                                     recover_connections of N established
 //                                     TCP connections checkpointed by A
 //                                     workers into B fresh pipelines, writing
 //                                     into a freshly punched set (prefaulted:
 //                                     one whose pages are all present), on
 //                                     as many threads as it finds cores
-//                                     (threads:1: on one)
+//                                     (threads:1: on one), under the rules
+//                                     they were admitted by (rules:changed:
+//                                     under rules of another digest, so
+//                                     every connection is classified again)
 //   checkpoint/bytes_per_connection   store bytes per connection (counters)
 //   steering/owner/ipv4|ipv6          the owner of an address pair
 //                                     (address_pair_hash, then the RETA),
@@ -817,8 +820,25 @@ void bm_new_churn(benchmark::State& state, bool checkpoint) {
 constexpr uint32_t kMaxRecoveryWorkers = 2;
 constexpr uint32_t kRecoveryEpoch = 2;
 
+// The benchmark's rules and one more that no benchmark connection meets:
+// the same verdicts under another digest, as after an operator's change of
+// the rules, so that recovery classifies every connection again.
+std::unique_ptr<Policy> compile_changed_policy() {
+  std::vector<Rule> rules = benchmark_rules();
+  std::string error;
+  Rule test_net;
+  test_net.name = "deny-test-net-1";
+  test_net.src = {*Cidr::parse("192.0.2.0/24", &error)};
+  test_net.action = Action::deny;
+  rules.insert(rules.begin(), test_net);
+  std::unique_ptr<Policy> policy = Policy::compile(std::move(rules), Action::deny, &error);
+  if (!policy) fail("cannot compile the changed rules: " + error);
+  return policy;
+}
+
 struct Recovery : Scenario {
   std::unique_ptr<Policy> policy;
+  std::unique_ptr<Policy> changed_policy;  // compile_changed_policy()
   std::unique_ptr<BenchStore> store;
   ckpt::RegionSet crashed;  // set 1, written by the pipelines that "crashed"
   ckpt::RegionSet next;     // set 2, for kMaxRecoveryWorkers workers
@@ -832,6 +852,7 @@ struct Recovery : Scenario {
     s->connections = n;
     s->capacity = capacity_for(n);
     s->policy = compile_benchmark_policy();
+    s->changed_policy = compile_changed_policy();
     const uint32_t fragments = fragments_per_worker();
     std::string error;
     s->store =
@@ -894,7 +915,7 @@ struct Recovery : Scenario {
 // punched), which takes the page faults of the write phase out: how much of
 // it they are.
 void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t after,
-                 bool prefaulted, uint32_t threads) {
+                 bool prefaulted, uint32_t threads, bool rules_changed) {
   auto& s = scenario<Recovery>("recovery/" + std::to_string(n) + "/" + std::to_string(before),
                                [n, before] { return Recovery::build(n, before); });
   const ckpt::RegionSet target = s.target(after);
@@ -918,7 +939,8 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
       ids[w].epoch = kRecoveryEpoch;
       ids[w].next = w + 1;
       ids[w].stride = after;
-      pipelines.push_back(make_pipeline(s.capacity, s.policy.get(), &ids[w]));
+      pipelines.push_back(
+          make_pipeline(s.capacity, (rules_changed ? s.changed_policy : s.policy).get(), &ids[w]));
       pipelines.back()->set_checkpoint(&writers[w], false);
       raw.push_back(pipelines.back().get());
     }
@@ -928,12 +950,14 @@ void bm_recovery(benchmark::State& state, size_t n, uint32_t before, uint32_t af
                                   kRecoveryEpoch, ckpt::RecoveryOptions{threads});
     state.SetIterationTime(report.total_ms / 1e3);
 
-    if (report.restored_total() != n || !report.discarded.empty()) {
+    if (report.restored_total() != n || !report.discarded.empty() ||
+        (rules_changed ? report.rules_classified : report.rules_unchanged) != n) {
       fail("recovery of " + std::to_string(n) + " connections: " + report.text());
     }
     for (const auto& [phase, ms] : report.phase_ms) phase_sum[phase] += ms;
     total_sum += report.total_ms;
     state.counters["threads"] = report.threads;
+    state.counters["classified"] = static_cast<double>(report.rules_classified);
   }
   const auto avg = [](double v) {
     return benchmark::Counter(v, benchmark::Counter::kAvgIterations);
@@ -1060,10 +1084,17 @@ void register_benchmarks() {
             static_cast<benchmark::IterationCount>(std::max<size_t>(1, 200'000 / n));
         // With as many workers as cores to spare (here two), the rebuild
         // runs on a thread per worker; threads:1 is the same on one.
-        for (uint32_t threads : {0u, 1u}) {
-          if (threads == 1 && !(prefaulted && r.before == 2 && r.after == 2)) continue;
-          benchmark::RegisterBenchmark((name + (threads == 1 ? "/threads:1" : "")).c_str(),
-                                       bm_recovery, n, r.before, r.after, prefaulted, threads)
+        // rules:changed: what classifying every connection again costs.
+        const struct {
+          const char* suffix;
+          uint32_t threads;
+          bool rules_changed;
+        } variants[] = {{"", 0, false}, {"/threads:1", 1, false}, {"/rules:changed", 0, true}};
+        for (const auto& v : variants) {
+          if (v.threads == 1 && !(prefaulted && r.before == 2 && r.after == 2)) continue;
+          if (v.rules_changed && !prefaulted) continue;
+          benchmark::RegisterBenchmark((name + v.suffix).c_str(), bm_recovery, n, r.before, r.after,
+                                       prefaulted, v.threads, v.rules_changed)
               ->Unit(benchmark::kMillisecond)
               ->UseManualTime()
               ->Iterations(iterations);

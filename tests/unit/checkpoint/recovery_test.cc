@@ -21,6 +21,7 @@
 
 #include "checkpoint/slot_read.h"
 #include "checkpoint/writer.h"
+#include "dataplane/control.h"
 #include "dataplane/parser.h"
 #include "dataplane/steering.h"
 #include "modules/tcp/tcp.h"
@@ -102,7 +103,8 @@ struct Dataplane {
   std::vector<WorkerCheckpoint> writers;
 
   Dataplane(uint32_t workers, uint32_t epoch, FakeStore* store, bool allow_outside = false,
-            bool fail_open = false, const char* media_range = nullptr) {
+            bool fail_open = false, const char* media_range = nullptr,
+            uint32_t connections = kConnections) {
     Rule inside;
     inside.side = SideMatch::inside;
     inside.action = Action::allow;
@@ -118,7 +120,7 @@ struct Dataplane {
     EXPECT_NE(policy, nullptr) << error;
     ids.epoch = epoch;
     PipelineSettings settings;
-    settings.connections = kConnections;
+    settings.connections = connections;
     settings.fragments = kFragments;
     if (media_range != nullptr) {
       settings.sip.media_ranges[0] = *Cidr::parse(media_range, &error);
@@ -624,7 +626,106 @@ TEST(Recovery, ConnectionsTheCurrentRulesDenyAreClosed) {
                                                     store.set, after.raw(), kEpoch + 1);
   EXPECT_EQ(report.discarded.at("policy_denied"), 1u) << report.text();
   EXPECT_EQ(report.restored.at("tcp"), 3u) << report.text();
+  EXPECT_EQ(report.rules_classified, 4u) << report.text();
+  EXPECT_EQ(report.rules_unchanged, 0u) << report.text();
   EXPECT_EQ(after.connections(), 3u);
+}
+
+// Connections admitted by the very rules recovery runs under are not
+// classified again (their old worker's rules record holds the rules'
+// digest): the same answer, without the classifier's time.
+TEST(Recovery, ConnectionsOfUnchangedRulesAreNotClassifiedAgain) {
+  FakeStore store(2, 1);
+  Dataplane before(2, kEpoch, &store, /*allow_outside=*/true);
+  const std::vector<uint64_t> ids = open_tcp(before, 6);
+  EXPECT_EQ(before.send(tcp_frame(9, false, kSyn, 7000, 0), Side::outside).reason,
+            Reason::new_connection);
+  // The same rules compiled anew, on one worker and on three.
+  for (uint32_t workers : {1u, 3u}) {
+    Dataplane after(workers, kEpoch + 1, nullptr, /*allow_outside=*/true);
+    const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
+                                                      store.set, after.raw(), kEpoch + 1);
+    EXPECT_EQ(report.restored.at("tcp"), 7u) << report.text();
+    EXPECT_EQ(report.rules_unchanged, 7u) << report.text();
+    EXPECT_EQ(report.rules_classified, 0u) << report.text();
+    EXPECT_TRUE(report.discarded.empty()) << report.text();
+    EXPECT_NE(report.text().find("0 connections classified again, 7 admitted by these very rules"),
+              std::string::npos)
+        << report.text();
+    for (int c = 1; c <= 6; ++c) expect_continues(after, c, ids[c - 1]);
+  }
+}
+
+// A rules record that cannot be trusted vouches for nothing.
+TEST(Recovery, ATornRulesRecordIsCountedAndEveryConnectionClassified) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store);
+  open_tcp(before, 3);
+  store.slot(0, kRulesModule, 0)->seq |= 1;
+  Dataplane after(1, kEpoch + 1, nullptr);
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.discarded.at("torn"), 1u) << report.text();
+  EXPECT_EQ(report.rules_classified, 3u) << report.text();
+  EXPECT_EQ(report.restored.at("tcp"), 3u) << report.text();
+}
+
+// A reload takes the new rules for new connections at once and re-checks
+// the old ones a slice at a time. A crash in between leaves connections of
+// both rule sets, so the record must vouch for neither: here a connection
+// only the new rules admit must not survive a restart under the old ones.
+// Once the reload is done, the record vouches for the new rules.
+TEST(Recovery, ACrashDuringAReloadClassifiesEveryConnection) {
+  constexpr uint32_t kMany = 2 * kControlBudget;  // a reload of two slices
+  FakeStore store(1, 1, kMany);
+  Dataplane before(1, kEpoch, &store, /*allow_outside=*/false, false, nullptr, kMany);
+  open_tcp(before, 3);
+  Dataplane wider(1, kEpoch, nullptr, /*allow_outside=*/true);  // for its rules
+  Pipeline& worker = *before.pipelines[0];
+  std::vector<uint64_t> hits(wider.policy->rules().size() + 1, 0);
+  ControlRequest reload;
+  reload.op = ControlOp::reload;
+  reload.policy = wider.policy.get();
+  reload.hits = &hits;
+  ASSERT_FALSE(worker.serve_control(reload));  // the first slice
+  EXPECT_EQ(before.send(tcp_frame(9, false, kSyn, 7000, 0), Side::outside).reason,
+            Reason::new_connection);
+
+  auto recover_under = [&](bool allow_outside) {
+    Dataplane after(1, kEpoch + 1, nullptr, allow_outside, false, nullptr, kMany);
+    return recover_connections(store.bytes.data(), store.bytes.size(), -1, store.set, after.raw(),
+                               kEpoch + 1);
+  };
+  RecoveryReport report = recover_under(/*allow_outside=*/false);
+  EXPECT_EQ(report.rules_classified, 4u) << report.text();
+  EXPECT_EQ(report.discarded.at("policy_denied"), 1u) << report.text();
+  EXPECT_EQ(report.restored.at("tcp"), 3u) << report.text();
+
+  while (!worker.serve_control(reload)) {
+  }
+  report = recover_under(/*allow_outside=*/true);
+  EXPECT_EQ(report.rules_unchanged, 4u) << report.text();
+  EXPECT_EQ(report.rules_classified, 0u) << report.text();
+  report = recover_under(/*allow_outside=*/false);
+  EXPECT_EQ(report.rules_classified, 4u) << report.text();
+  EXPECT_EQ(report.discarded.at("policy_denied"), 1u) << report.text();
+}
+
+// A new rule set given to a worker that has connections does not judge
+// them (only a reload does): the record vouches for no rules from then on.
+TEST(Recovery, NewRulesOverOpenConnectionsVouchForNone) {
+  FakeStore store(1, 1);
+  Dataplane before(1, kEpoch, &store, /*allow_outside=*/true);
+  open_tcp(before, 2);
+  EXPECT_EQ(before.send(tcp_frame(9, false, kSyn, 7000, 0), Side::outside).reason,
+            Reason::new_connection);
+  Dataplane narrower(1, kEpoch, nullptr);
+  before.pipelines[0]->set_policy(narrower.policy.get());
+  Dataplane after(1, kEpoch + 1, nullptr);  // the narrower rules
+  const RecoveryReport report = recover_connections(store.bytes.data(), store.bytes.size(), -1,
+                                                    store.set, after.raw(), kEpoch + 1);
+  EXPECT_EQ(report.rules_classified, 3u) << report.text();
+  EXPECT_EQ(report.discarded.at("policy_denied"), 1u) << report.text();
 }
 
 TEST(Recovery, FragmentRecordsSurvive) {

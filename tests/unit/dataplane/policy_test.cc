@@ -411,6 +411,60 @@ TEST(Policy, SeveralPoliciesCoexist) {
   EXPECT_EQ(first->classify(p).action, Action::allow);
 }
 
+// Recovery skips classifying connections whose rules record holds the
+// current digest (checkpoint/recovery.cc), so the digest must change with
+// anything that can change a verdict, and only with that.
+TEST(Policy, DigestChangesWithEveryFieldThatDecidesAVerdict) {
+  Rule web = allow();
+  web.name = "web";
+  web.side = SideMatch::inside;
+  web.protocol = kProtoTcp;
+  web.src = {cidr("10.0.0.0/8")};
+  web.dst = {cidr("192.0.2.0/24"), cidr("2001:db8::/32")};
+  web.src_ports = {{1024, 65535}};
+  web.dst_ports = {{80, 80}, {443, 443}};
+  Rule ssh = deny();
+  ssh.protocol = kProtoTcp;
+  ssh.dst_ports = {{22, 22}};
+  const uint64_t base = compile({web, ssh})->digest();
+  EXPECT_NE(base, 0u);
+
+  // The same rules compiled again, and under other names: the same digest.
+  EXPECT_EQ(compile({web, ssh})->digest(), base);
+  Rule renamed = web;
+  renamed.name = "http and https";
+  EXPECT_EQ(compile({renamed, ssh})->digest(), base);
+
+  std::vector<std::pair<const char*, std::unique_ptr<Policy>>> changed;
+  auto with = [&](const char* what, auto change) {
+    Rule r = web;
+    change(r);
+    changed.emplace_back(what, compile({r, ssh}));
+  };
+  with("side", [](Rule& r) { r.side = SideMatch::any; });
+  with("protocol", [](Rule& r) { r.protocol = kProtoUdp; });
+  with("action", [](Rule& r) { r.action = Action::deny; });
+  with("source address", [](Rule& r) { r.src = {cidr("11.0.0.0/8")}; });
+  with("source prefix", [](Rule& r) { r.src = {cidr("10.0.0.0/9")}; });
+  with("one source more", [](Rule& r) { r.src.push_back(cidr("172.16.0.0/12")); });
+  with("destination", [](Rule& r) { r.dst.pop_back(); });
+  with("a source become a destination", [](Rule& r) {
+    r.dst.insert(r.dst.begin(), r.src[0]);
+    r.src.clear();
+  });
+  with("source ports", [](Rule& r) { r.src_ports = {{1025, 65535}}; });
+  with("destination port high end", [](Rule& r) { r.dst_ports[1].hi = 444; });
+  with("destination ports as source ports", [](Rule& r) { std::swap(r.src_ports, r.dst_ports); });
+  changed.emplace_back("order", compile({ssh, web}));
+  changed.emplace_back("default action", compile({web, ssh}, Action::allow));
+  changed.emplace_back("a rule less", compile({web}));
+  std::set<uint64_t> seen = {base};
+  for (const auto& [what, policy] : changed) {
+    ASSERT_NE(policy, nullptr) << what;
+    EXPECT_TRUE(seen.insert(policy->digest()).second) << what << " left the digest as it was";
+  }
+}
+
 TEST(Policy, QueriesClassifyAsTheirPacketsDo) {
   // A batch of queries, both families mixed and in no order, gets what
   // each query's packet gets on its own.
